@@ -1,0 +1,80 @@
+import type { Gpu, GpuOp, Pipeline } from '../gpu/index.ts';
+
+export interface SgdOptions {
+  learningRate?: number;
+  momentum?: number;
+  nesterov?: boolean;
+  decay?: number;
+}
+
+const WG = 256;
+
+/**
+ * SGD with Keras's momentum / nesterov / decay rule, in place on parameter buffers. One
+ * instance serves every parameter of a model; the learning rate for the current iteration is
+ * written once per step (setIteration), so nothing is read back.
+ */
+export class SgdKernel {
+  readonly learningRate: number;
+  readonly momentum: number;
+  readonly nesterov: boolean;
+  readonly decay: number;
+  private readonly hyper: GPUBuffer;
+  private readonly velocities: GPUBuffer[] = [];
+
+  private constructor(private readonly gpu: Gpu, private readonly pipeline: Pipeline, o: Required<SgdOptions>) {
+    this.learningRate = o.learningRate;
+    this.momentum = o.momentum;
+    this.nesterov = o.nesterov;
+    this.decay = o.decay;
+    this.hyper = gpu.uniform('sgd.hyper', new Float32Array([o.learningRate, o.momentum, 0, 0]));
+  }
+
+  static async create(gpu: Gpu, options: SgdOptions = {}): Promise<SgdKernel> {
+    const o = { learningRate: 0.01, momentum: 0, nesterov: false, decay: 0, ...options };
+    for (const [k, v] of Object.entries({ learningRate: o.learningRate, momentum: o.momentum, decay: o.decay })) {
+      if (!Number.isFinite(v) || v < 0) throw new Error(`SGD: ${k} must be a finite number >= 0, got ${v}`);
+    }
+    const pipeline = o.momentum > 0
+      ? await gpu.pipeline('sgd', { entryPoint: 'momentum', constants: { NESTEROV: o.nesterov ? 1 : 0 } })
+      : await gpu.pipeline('sgd', { entryPoint: 'plain' });
+    return new SgdKernel(gpu, pipeline, o);
+  }
+
+  /** The learning rate Keras uses at `iteration` (0 for the first update). */
+  learningRateAt(iteration: number): number {
+    return this.learningRate / (1 + this.decay * iteration);
+  }
+
+  /** Writes the learning rate of `iteration`; call before submitting that step. */
+  setIteration(iteration: number): void {
+    if (this.decay > 0) this.gpu.write(this.hyper, new Float32Array([this.learningRateAt(iteration), this.momentum]));
+  }
+
+  /** Bytes of optimizer state per parameter element (momentum buffers exist only with momentum). */
+  get stateBytesPerElement(): number {
+    return this.momentum > 0 ? 4 : 0;
+  }
+
+  /**
+   * The update op for one parameter tensor of `size` floats. Allocates its velocity buffer
+   * (zeroed) when momentum > 0.
+   */
+  update(param: GPUBuffer, grad: GPUBuffer, size: number, label = param.label): GpuOp {
+    const gpu = this.gpu;
+    const shape = gpu.uniform(`sgd.shape ${label}`, new Uint32Array([size, 0, 0, 0]));
+    const resources: Record<string, GPUBuffer> = { shape, hyper: this.hyper, param, grad };
+    if (this.momentum > 0) {
+      const v = gpu.createBuffer(`sgd.velocity ${label}`, size * 4);
+      this.velocities.push(v);
+      resources.velocity = v; // fresh buffers are zero-filled by WebGPU
+    }
+    const [x, y] = gpu.grid(Math.ceil(size / WG));
+    return gpu.dispatch(`sgd ${label} n=${size}`, this.pipeline, gpu.bindGroup(this.pipeline, resources), [x, y]);
+  }
+
+  /** Velocity buffers in the order update() was called (for checkpoints and tests). */
+  get state(): readonly GPUBuffer[] {
+    return this.velocities;
+  }
+}

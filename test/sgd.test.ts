@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { SgdKernel } from '../src/kernels/sgd.ts';
+import { testGpu } from './helpers/gpu.ts';
+import { randomArray } from './helpers/random.ts';
+import { expectClose } from './helpers/compare.ts';
+import { sgdRef } from './reference/sgd.ts';
+
+describe('sgd', () => {
+  const cases = [
+    { momentum: 0, nesterov: false, decay: 0 },
+    { momentum: 0.9, nesterov: false, decay: 0 },
+    { momentum: 0.9, nesterov: true, decay: 0 },
+    { momentum: 0.5, nesterov: false, decay: 0.1 },
+  ];
+  for (const c of cases) {
+    it(`matches Keras's rule over 3 steps: momentum ${c.momentum} nesterov ${c.nesterov} decay ${c.decay}`, async () => {
+      const gpu = await testGpu();
+      const n = 1037; // not a multiple of the workgroup size
+      const lr = 0.05;
+      const sgd = await SgdKernel.create(gpu, { learningRate: lr, momentum: c.momentum, nesterov: c.nesterov, decay: c.decay });
+      const p0 = randomArray(n, 1);
+      const param = gpu.upload('p', p0);
+      const grad = gpu.createBuffer('g', n * 4);
+      const op = sgd.update(param, grad, n, 'p');
+      let ref = { param: Float64Array.from(p0), velocity: new Float64Array(n) };
+      for (let step = 0; step < 3; step++) {
+        const g = randomArray(n, 10 + step);
+        gpu.write(grad, g);
+        sgd.setIteration(step);
+        gpu.submit(`sgd step ${step}`, op);
+        ref = sgdRef(ref.param, g, ref.velocity, { lr: lr / (1 + c.decay * step), momentum: c.momentum, nesterov: c.nesterov });
+      }
+      expectClose(await gpu.readF32(param), ref.param, 1e-5, 'param');
+      if (c.momentum > 0) expectClose(await gpu.readF32(sgd.state[0]), ref.velocity, 1e-5, 'velocity');
+      else expect(sgd.state.length).toBe(0);
+    });
+  }
+
+  it('rejects a negative learning rate with a clear message', async () => {
+    const gpu = await testGpu();
+    await expect(SgdKernel.create(gpu, { learningRate: -1 })).rejects.toThrow(/learningRate must be a finite number >= 0/);
+  });
+});
