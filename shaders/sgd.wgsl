@@ -3,6 +3,9 @@
 //   momentum:  v = m * v - lr * g;  p += v
 //   nesterov:  v = m * v - lr * g;  p += m * v - lr * g
 // lr already includes decay (lr / (1 + decay * iterations)), written by the host per step.
+// `halt` is a sticky flag set by `guard` when a step's loss is not finite: from then on updates
+// are skipped, so training stopped on a NaN keeps the weights of the last good step even though
+// the host learns of the NaN only after later steps were submitted.
 
 struct Shape { n: u32 }
 struct Hyper { lr: f32, momentum: f32 }
@@ -12,6 +15,8 @@ struct Hyper { lr: f32, momentum: f32 }
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;
 @group(0) @binding(3) var<storage, read> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> velocity: array<f32>;
+@group(0) @binding(5) var<storage, read_write> halt: array<u32>;
+@group(0) @binding(6) var<storage, read> stats: array<f32>;
 
 override NESTEROV: bool = false;
 const WG: u32 = 256u;
@@ -24,7 +29,7 @@ fn index(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
 fn plain(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
          @builtin(local_invocation_index) lid: u32) {
   let i = index(wid, nwg, lid);
-  if (i >= shape.n) { return; }
+  if (i >= shape.n || halt[0] != 0u) { return; }
   param[i] = param[i] - hyper.lr * grad[i];
 }
 
@@ -32,7 +37,7 @@ fn plain(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 fn momentum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             @builtin(local_invocation_index) lid: u32) {
   let i = index(wid, nwg, lid);
-  if (i >= shape.n) { return; }
+  if (i >= shape.n || halt[0] != 0u) { return; }
   let g = grad[i];
   let v = hyper.momentum * velocity[i] - hyper.lr * g;
   velocity[i] = v;
@@ -41,4 +46,14 @@ fn momentum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   } else {
     param[i] = param[i] + v;
   }
+}
+
+// Inf and NaN have all exponent bits set; testing bits survives fast-math folding of x != x.
+fn is_finite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+@compute @workgroup_size(1)
+fn guard() {
+  if (!is_finite(stats[0])) { halt[0] = 1u; }
 }

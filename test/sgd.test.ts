@@ -41,3 +41,29 @@ describe('sgd', () => {
     await expect(SgdKernel.create(gpu, { learningRate: -1 })).rejects.toThrow(/learningRate must be a finite number >= 0/);
   });
 });
+
+describe('sgd guard', () => {
+  it('skips every later update once a guarded loss is NaN, and resumes when cleared', async () => {
+    const gpu = await testGpu();
+    const n = 300;
+    const sgd = await SgdKernel.create(gpu, { learningRate: 0.1, momentum: 0.9 });
+    const p0 = randomArray(n, 3);
+    const param = gpu.upload('p', p0);
+    const grad = gpu.upload('g', randomArray(n, 4));
+    const stats = gpu.upload('stats', new Float32Array([0.5, 1]));
+    const ops = [sgd.guard(stats), sgd.update(param, grad, n, 'p')];
+    gpu.submit('good step', ops);
+    const afterGood = await gpu.readF32(param);
+    expect(afterGood).not.toEqual(p0);
+    gpu.write(stats, new Float32Array([Number.NaN, 0]));
+    gpu.submit('nan step', ops);
+    gpu.write(stats, new Float32Array([0.4, 1]));
+    gpu.submit('finite step after the nan', ops);
+    expect(await gpu.readF32(param)).toEqual(afterGood);
+    expect(await sgd.halted()).toBe(true);
+    sgd.resume();
+    gpu.submit('step after resume', ops);
+    expect(await gpu.readF32(param)).not.toEqual(afterGood);
+    expect(await sgd.halted()).toBe(false);
+  });
+});

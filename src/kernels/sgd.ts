@@ -20,14 +20,17 @@ export class SgdKernel {
   readonly nesterov: boolean;
   readonly decay: number;
   private readonly hyper: GPUBuffer;
+  /** Sticky flag (u32): non-zero once a guarded loss was not finite; updates are then skipped. */
+  readonly halt: GPUBuffer;
   private readonly velocities: GPUBuffer[] = [];
 
-  private constructor(private readonly gpu: Gpu, private readonly pipeline: Pipeline, o: Required<SgdOptions>) {
+  private constructor(private readonly gpu: Gpu, private readonly pipeline: Pipeline, private readonly guardPipeline: Pipeline, o: Required<SgdOptions>) {
     this.learningRate = o.learningRate;
     this.momentum = o.momentum;
     this.nesterov = o.nesterov;
     this.decay = o.decay;
     this.hyper = gpu.uniform('sgd.hyper', new Float32Array([o.learningRate, o.momentum, 0, 0]));
+    this.halt = gpu.createBuffer('sgd.halt', 4);
   }
 
   static async create(gpu: Gpu, options: SgdOptions = {}): Promise<SgdKernel> {
@@ -38,7 +41,8 @@ export class SgdKernel {
     const pipeline = o.momentum > 0
       ? await gpu.pipeline('sgd', { entryPoint: 'momentum', constants: { NESTEROV: o.nesterov ? 1 : 0 } })
       : await gpu.pipeline('sgd', { entryPoint: 'plain' });
-    return new SgdKernel(gpu, pipeline, o);
+    const guard = await gpu.pipeline('sgd', { entryPoint: 'guard' });
+    return new SgdKernel(gpu, pipeline, guard, o);
   }
 
   /** The learning rate Keras uses at `iteration` (0 for the first update). */
@@ -63,7 +67,7 @@ export class SgdKernel {
   update(param: GPUBuffer, grad: GPUBuffer, size: number, label = param.label): GpuOp {
     const gpu = this.gpu;
     const shape = gpu.uniform(`sgd.shape ${label}`, new Uint32Array([size, 0, 0, 0]));
-    const resources: Record<string, GPUBuffer> = { shape, hyper: this.hyper, param, grad };
+    const resources: Record<string, GPUBuffer> = { shape, hyper: this.hyper, param, grad, halt: this.halt };
     if (this.momentum > 0) {
       const v = gpu.createBuffer(`sgd.velocity ${label}`, size * 4);
       this.velocities.push(v);
@@ -71,6 +75,25 @@ export class SgdKernel {
     }
     const [x, y] = gpu.grid(Math.ceil(size / WG));
     return gpu.dispatch(`sgd ${label} n=${size}`, this.pipeline, gpu.bindGroup(this.pipeline, resources), [x, y]);
+  }
+
+  /**
+   * Sets the halt flag when stats[0] (a step's loss) is not finite. Record it between the loss
+   * and the updates of a step.
+   */
+  guard(stats: GPUBuffer): GpuOp {
+    const bg = this.gpu.bindGroup(this.guardPipeline, { halt: this.halt, stats });
+    return this.gpu.dispatch('sgd.guard (non-finite loss check)', this.guardPipeline, bg, [1]);
+  }
+
+  /** True once a guarded loss was not finite (reads the flag back). */
+  async halted(): Promise<boolean> {
+    return new Uint32Array(await this.gpu.read(this.halt, 4))[0] !== 0;
+  }
+
+  /** Clears the halt flag (after the host has handled the non-finite loss). */
+  resume(): void {
+    this.gpu.write(this.halt, new Uint32Array([0]));
   }
 
   /** Velocity buffers in the order update() was called (for checkpoints and tests). */
