@@ -153,7 +153,17 @@ export class Gpu {
   private async createPipeline(shader: string, entryPoint: string, constants: Record<string, number>, label: string): Promise<Pipeline> {
     this.throwIfLost();
     const code = await loadShader(shader);
-    const info = reflectEntry(code, entryPoint, shader);
+    let info: ReturnType<typeof reflectEntry>;
+    try {
+      info = reflectEntry(code, entryPoint, shader);
+    } catch (e) {
+      // wgsl_reflect stops at many syntax errors with a terse message and no shader name; the
+      // WGSL compiler's messages give the file, line and column.
+      this.device.pushErrorScope('validation');
+      const module = this.device.createShaderModule({ label: shader, code });
+      await this.device.popErrorScope();
+      throw new GpuError('validation', `pipeline ${label}`, `${shader}: ${(e as Error).message}${await shaderMessages(module)}`);
+    }
     for (const name of Object.keys(constants)) {
       if (!info.overrides.includes(name)) {
         throw new GpuError('binding', label, `constant '${name}' is not an override in ${shader} (it declares: ${info.overrides.join(', ') || 'none'})`);
