@@ -22,7 +22,7 @@ describe('sgd', () => {
       const param = gpu.upload('p', p0);
       const grad = gpu.createBuffer('g', n * 4);
       const op = sgd.update(param, grad, n, 'p');
-      let ref = { param: Float64Array.from(p0), velocity: new Float64Array(n) };
+      let ref: { param: Float64Array; velocity: Float64Array } = { param: Float64Array.from(p0), velocity: new Float64Array(n) };
       for (let step = 0; step < 3; step++) {
         const g = randomArray(n, 10 + step);
         gpu.write(grad, g);

@@ -243,6 +243,15 @@ export class Gpu {
     };
   }
 
+  /** A labelled buffer-to-buffer copy (offsets and size in bytes, multiples of 4). */
+  copy(label: string, src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): GpuOp {
+    if (srcOffset % 4 || dstOffset % 4 || size % 4) throw new GpuError('binding', label, `copy offsets and size must be multiples of 4 bytes (got ${srcOffset}, ${dstOffset}, ${size})`);
+    if (srcOffset + size > src.size || dstOffset + size > dst.size) {
+      throw new GpuError('binding', label, `copy of ${size} bytes out of range (source ${src.label} ${src.size} B at ${srcOffset}, destination ${dst.label} ${dst.size} B at ${dstOffset})`);
+    }
+    return { label, encode: (encoder) => encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, size) };
+  }
+
   /** Splits a workgroup count over x and y so neither exceeds the per-dimension limit. */
   grid(workgroups: number): [number, number] {
     const max = this.limits.maxComputeWorkgroupsPerDimension;

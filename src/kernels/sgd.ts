@@ -22,7 +22,8 @@ export class SgdKernel {
   private readonly hyper: GPUBuffer;
   /** Sticky flag (u32): non-zero once a guarded loss was not finite; updates are then skipped. */
   readonly halt: GPUBuffer;
-  private readonly velocities: GPUBuffer[] = [];
+  /** Velocity per parameter buffer: shared by every op that updates the same parameter. */
+  private readonly velocities = new Map<GPUBuffer, GPUBuffer>();
 
   private constructor(private readonly gpu: Gpu, private readonly pipeline: Pipeline, private readonly guardPipeline: Pipeline, o: Required<SgdOptions>) {
     this.learningRate = o.learningRate;
@@ -69,9 +70,12 @@ export class SgdKernel {
     const shape = gpu.uniform(`sgd.shape ${label}`, new Uint32Array([size, 0, 0, 0]));
     const resources: Record<string, GPUBuffer> = { shape, hyper: this.hyper, param, grad, halt: this.halt };
     if (this.momentum > 0) {
-      const v = gpu.createBuffer(`sgd.velocity ${label}`, size * 4);
-      this.velocities.push(v);
-      resources.velocity = v; // fresh buffers are zero-filled by WebGPU
+      let v = this.velocities.get(param);
+      if (!v) {
+        v = gpu.createBuffer(`sgd.velocity ${label}`, size * 4); // zero-filled by WebGPU
+        this.velocities.set(param, v);
+      }
+      resources.velocity = v;
     }
     const [x, y] = gpu.grid(Math.ceil(size / WG));
     return gpu.dispatch(`sgd ${label} n=${size}`, this.pipeline, gpu.bindGroup(this.pipeline, resources), [x, y]);
@@ -96,8 +100,20 @@ export class SgdKernel {
     this.gpu.write(this.halt, new Uint32Array([0]));
   }
 
-  /** Velocity buffers in the order update() was called (for checkpoints and tests). */
-  get state(): readonly GPUBuffer[] {
-    return this.velocities;
+  /** Velocity buffers in the order their parameters were first updated (checkpoints, tests). */
+  get state(): GPUBuffer[] {
+    return [...this.velocities.values()];
+  }
+
+  /** The velocity buffer of a parameter (momentum only). */
+  velocityOf(param: GPUBuffer): GPUBuffer | undefined {
+    return this.velocities.get(param);
+  }
+
+  destroy(): void {
+    for (const v of this.velocities.values()) this.gpu.destroyBuffer(v);
+    this.velocities.clear();
+    this.gpu.destroyBuffer(this.hyper);
+    this.gpu.destroyBuffer(this.halt);
   }
 }

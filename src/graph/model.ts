@@ -1,0 +1,401 @@
+import { MAP_READ, COPY_DST, type Gpu } from '../gpu/index.ts';
+import { SgdKernel } from '../kernels/sgd.ts';
+import { currentGpu, getGpu } from './backend.ts';
+import { InputLayer, type Layer } from './layers.ts';
+import { SGD } from './optimizers.ts';
+import { layoutPlan, Plan, type PlanMemory, type PlanSpec } from './plan.ts';
+import { defaultSink, fmtValue, Progbar, type Sink } from './progbar.ts';
+import { summaryLines } from './summary.ts';
+import type { SymbolicTensor } from './symbolic.ts';
+import { toUnits, unitSize, type Unit } from './units.ts';
+
+export interface Batch {
+  x: Float32Array;
+  y: Float32Array;
+}
+
+/** Anything that yields batches: an array, a generator, an async iterator, a directory flow. */
+export type BatchSource = (Iterable<Batch> | AsyncIterable<Batch>) & { length?: number };
+
+export interface CompileConfig {
+  optimizer: 'sgd' | SGD;
+  loss: 'binary_crossentropy';
+  metrics?: string[];
+}
+
+export interface Logs {
+  loss: number;
+  acc: number;
+  val_loss?: number;
+  val_acc?: number;
+}
+
+export interface Callback {
+  onEpochBegin?(epoch: number): void | Promise<void>;
+  onEpochEnd?(epoch: number, logs: Logs): void | Promise<void>;
+  onBatchEnd?(step: number, logs: { loss: number; acc: number; size: number }): void | Promise<void>;
+}
+
+export interface FitConfig {
+  epochs?: number;
+  initialEpoch?: number;
+  validationData?: BatchSource;
+  stepsPerEpoch?: number;
+  validationSteps?: number;
+  callbacks?: Callback[];
+  verbose?: 0 | 1 | 2;
+  /** Where progress text goes (defaults to stdout in Node, console in browsers). */
+  sink?: Sink;
+}
+
+export interface History {
+  epoch: number[];
+  history: { loss: number[]; acc: number[]; val_loss: number[]; val_acc: number[] };
+}
+
+/** Raised when a step's loss is not finite (Keras's TerminateOnNaN); weights are the last good step's. */
+export class NonFiniteLossError extends Error {
+  constructor(readonly epoch: number | null, readonly step: number, readonly loss: number) {
+    super(`loss became ${loss} at ${epoch === null ? '' : `epoch ${epoch + 1}, `}step ${step + 1}: training stopped; the weights are those after the last step with a finite loss. Lower the learning rate or check the data for bad values.`);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+const DEFAULT_BINDING = 128 * 1024 * 1024;
+
+interface Compiled {
+  optimizer: SGD;
+  trainable: Set<Layer>;
+  units: Unit[];
+}
+
+/** Staging buffers for reading a step's [loss, acc] without stalling the next submit. */
+class StatsRing {
+  private readonly slots: { buffer: GPUBuffer; busy: Promise<unknown> }[] = [];
+  private next = 0;
+  constructor(private readonly gpu: Gpu, size = 4) {
+    for (let i = 0; i < size; i++) this.slots.push({ buffer: gpu.createBuffer(`stats readback ${i}`, 16, MAP_READ | COPY_DST), busy: Promise.resolve() });
+  }
+
+  /**
+   * Submits `ops` plus a copy of `stats` into a free slot. Resolves once submitted, to a handle
+   * whose `values` resolve when the copy is read (a wrapper, since promises cannot nest).
+   */
+  async submit(label: string, ops: Parameters<Gpu['submit']>[1], stats: GPUBuffer, floats: number): Promise<{ values: Promise<Float32Array> }> {
+    const slot = this.slots[this.next];
+    this.next = (this.next + 1) % this.slots.length;
+    await slot.busy; // only waits when more steps are in flight than there are slots
+    const list = Array.isArray(ops) ? ops : [ops];
+    this.gpu.submit(label, [...list, this.gpu.copy(`${label} stats readback`, stats, 0, slot.buffer, 0, floats * 4)]);
+    const result = (async () => {
+      await this.gpu.checkErrors();
+      await slot.buffer.mapAsync(1);
+      const out = new Float32Array(slot.buffer.getMappedRange().slice(0, floats * 4));
+      slot.buffer.unmap();
+      await this.gpu.checkErrors();
+      return out;
+    })();
+    slot.busy = result.catch(() => undefined);
+    return { values: result };
+  }
+
+  destroy(): void {
+    for (const s of this.slots) this.gpu.destroyBuffer(s.buffer);
+  }
+}
+
+function iterate(source: BatchSource): AsyncIterator<Batch> | Iterator<Batch> {
+  const s = source as Partial<AsyncIterable<Batch> & Iterable<Batch>>;
+  if (s[Symbol.asyncIterator]) return s[Symbol.asyncIterator]!();
+  if (s[Symbol.iterator]) return s[Symbol.iterator]!();
+  throw new Error('data must be an iterable or async iterable of { x, y } batches (e.g. an array, a generator, or flowFromDirectory())');
+}
+
+/** A Keras functional model over a chain of layers. */
+export class Model {
+  readonly name: string;
+  readonly inputs: SymbolicTensor;
+  readonly outputs: SymbolicTensor;
+  readonly layers: Layer[];
+  private compiled: Compiled | null = null;
+  private gpu: Gpu | null = null;
+  private plans = new Map<number, Promise<Plan>>();
+  private sgd: SgdKernel | null = null;
+  private grads = new Map<Layer, GPUBuffer[]>();
+  private ring: StatsRing | null = null;
+  private iteration = 0;
+  /** Seed for dropout masks (with the step counter); set before compile for reproducible runs. */
+  seed = 42;
+
+  constructor(config: { inputs: SymbolicTensor; outputs: SymbolicTensor; name?: string }) {
+    this.name = config.name ?? 'model';
+    this.inputs = config.inputs;
+    this.outputs = config.outputs;
+    const chain: Layer[] = [];
+    for (let t: SymbolicTensor | null = config.outputs; t; t = t.inbound) {
+      chain.push(t.sourceLayer);
+      if (t.inbound === null && t !== config.inputs) {
+        throw new Error(`Model: the outputs do not come from the given inputs (reached ${t.sourceLayer.name} instead of ${config.inputs.sourceLayer.name})`);
+      }
+      if (t === config.inputs) break;
+    }
+    chain.reverse();
+    if (!(chain[0] instanceof InputLayer) && chain[0] !== config.inputs.sourceLayer) {
+      throw new Error('Model: inputs must be a tensor from Input()');
+    }
+    const names = new Set<string>();
+    for (const l of chain) {
+      if (names.has(l.name)) throw new Error(`Model: two layers are named '${l.name}'; layer names must be unique`);
+      names.add(l.name);
+    }
+    this.layers = chain;
+  }
+
+  get input(): SymbolicTensor {
+    return this.inputs;
+  }
+
+  get output(): SymbolicTensor {
+    return this.outputs;
+  }
+
+  getLayer(name: string): Layer {
+    const l = this.layers.find((x) => x.name === name);
+    if (!l) throw new Error(`no layer named '${name}' (layers: ${this.layers.map((x) => x.name).join(', ')})`);
+    return l;
+  }
+
+  /** Prints Keras's summary table. Trainable counts follow the current `trainable` flags. */
+  summary(print: (line: string) => void = console.log): void {
+    const trainable = (l: Layer) => l.trainable;
+    for (const line of summaryLines(this.layers, trainable)) print(line);
+  }
+
+  compile(config: CompileConfig): void {
+    const optimizer = config.optimizer === 'sgd' ? new SGD() : config.optimizer;
+    if (!(optimizer instanceof SGD)) throw new Error(`compile: optimizer must be 'sgd' or new SGD({...}), got ${String(config.optimizer)}`);
+    if (config.loss !== 'binary_crossentropy') throw new Error(`compile: loss '${config.loss}' is not supported (use 'binary_crossentropy')`);
+    for (const m of config.metrics ?? []) {
+      if (m !== 'acc' && m !== 'accuracy' && m !== 'binary_accuracy') throw new Error(`compile: metric '${m}' is not supported (use 'acc')`);
+    }
+    const units = toUnits(this.layers);
+    this.releaseDevice();
+    this.compiled = { optimizer, trainable: new Set(this.layers.filter((l) => l.trainable && l.params.length > 0)), units };
+    this.iteration = 0;
+  }
+
+  private spec(batch: number): PlanSpec {
+    const c = this.requireCompiled('memory');
+    const limit = this.gpu?.limits.maxStorageBufferBindingSize ?? currentGpu()?.limits.maxStorageBufferBindingSize ?? DEFAULT_BINDING;
+    return { units: c.units, trainable: c.trainable, batch, inputShape: this.inputs.shape, maxBinding: this.maxBindingOverride ?? limit, momentum: c.optimizer.momentum > 0 };
+  }
+
+  /** For tests: pretend the device's maxStorageBufferBindingSize is this small (forces micro-batching). */
+  maxBindingOverride: number | null = null;
+
+  /** The plan's device bytes by kind for a batch size (plan only: nothing is allocated). */
+  memory(batchSize: number): PlanMemory {
+    return layoutPlan(this.spec(batchSize)).memory;
+  }
+
+  private requireCompiled(what: string): Compiled {
+    if (!this.compiled) throw new Error(`${what}: compile the model first, e.g. model.compile({ optimizer: 'sgd', loss: 'binary_crossentropy', metrics: ['acc'] })`);
+    return this.compiled;
+  }
+
+  private async plan(batch: number): Promise<Plan> {
+    const c = this.requireCompiled('training');
+    let p = this.plans.get(batch);
+    if (!p) {
+      p = (async () => {
+        this.gpu ??= await getGpu();
+        this.ring ??= new StatsRing(this.gpu);
+        this.sgd ??= await SgdKernel.create(this.gpu, c.optimizer.config);
+        return Plan.build(this.gpu, this.spec(batch), this.sgd, this.seed, this.grads);
+      })();
+      this.plans.set(batch, p);
+      p.catch(() => this.plans.delete(batch));
+    }
+    return p;
+  }
+
+  private checkBatch(x: Float32Array, y: Float32Array | null, what: string): number {
+    const per = unitSize(this.inputs.shape);
+    if (!(x instanceof Float32Array)) throw new Error(`${what}: x must be a Float32Array in NHWC layout`);
+    if (x.length === 0 || x.length % per !== 0) {
+      throw new Error(`${what}: x has ${x.length} values, not a whole number of [${this.inputs.shape.join(', ')}] images (${per} values each)`);
+    }
+    const n = x.length / per;
+    if (y && y.length !== n) throw new Error(`${what}: x holds ${n} images but y has ${y.length} labels`);
+    return n;
+  }
+
+  /** Submits one training step; resolves when its [loss, acc] has been read back. */
+  private async submitTrain(x: Float32Array, y: Float32Array): Promise<{ values: Promise<Float32Array> }> {
+    const n = this.checkBatch(x, y, 'trainOnBatch');
+    const plan = await this.plan(n);
+    plan.load(x, y, this.iteration);
+    this.sgd!.setIteration(this.iteration);
+    this.iteration++;
+    return this.ring!.submit(`train step ${this.iteration} (batch ${n})`, plan.trainOps, plan.stats, 2);
+  }
+
+  /** After a non-finite loss: wait for the queue, re-arm the update guard, and throw. */
+  private async nonFinite(epoch: number | null, step: number, loss: number): Promise<never> {
+    await this.gpu!.sync();
+    this.sgd!.resume();
+    throw new NonFiniteLossError(epoch, step, loss);
+  }
+
+  /** One SGD step on a batch; returns [loss, acc] computed before the update (as Keras). */
+  async trainOnBatch(x: Float32Array, y: Float32Array): Promise<[number, number]> {
+    const stats = await (await this.submitTrain(x, y)).values;
+    if (!Number.isFinite(stats[0])) await this.nonFinite(null, this.iteration - 1, stats[0]);
+    return [stats[0], stats[1]];
+  }
+
+  async testOnBatch(x: Float32Array, y: Float32Array): Promise<[number, number]> {
+    const n = this.checkBatch(x, y, 'testOnBatch');
+    const plan = await this.plan(n);
+    plan.load(x, y, this.iteration);
+    const stats = await (await this.ring!.submit(`test batch (batch ${n})`, plan.evalOps, plan.stats, 2)).values;
+    return [stats[0], stats[1]];
+  }
+
+  /** Probabilities of the positive class, one per image. */
+  async predict(x: Float32Array, config: { batchSize?: number } = {}): Promise<Float32Array> {
+    const total = this.checkBatch(x, null, 'predict');
+    const per = unitSize(this.inputs.shape);
+    const bs = config.batchSize ?? 32;
+    const out = new Float32Array(total);
+    for (let s = 0; s < total; s += bs) {
+      const n = Math.min(bs, total - s);
+      const plan = await this.plan(n);
+      plan.load(x.subarray(s * per, (s + n) * per), null, this.iteration);
+      this.gpu!.submit(`predict images ${s}..${s + n - 1}`, plan.predictOps);
+      out.set(await this.gpu!.readF32(plan.probs, n), s);
+    }
+    return out;
+  }
+
+  /** Mean loss and accuracy over a batch source, accumulated on the device. */
+  async evaluate(data: BatchSource, config: { steps?: number; verbose?: 0 | 1 } = {}): Promise<[number, number]> {
+    this.requireCompiled('evaluate');
+    const it = iterate(data);
+    const steps = config.steps ?? data.length;
+    const used = new Set<Plan>();
+    let count = 0;
+    for (let step = 0; steps === undefined || step < steps; step++) {
+      const r = await it.next();
+      if (r.done) break;
+      const n = this.checkBatch(r.value.x, r.value.y, 'evaluate');
+      const plan = await this.plan(n);
+      if (!used.has(plan)) {
+        plan.resetTotals();
+        used.add(plan);
+      }
+      plan.load(r.value.x, r.value.y, this.iteration);
+      this.gpu!.submit(`evaluate batch ${step + 1}`, [...plan.evalOps, ...plan.accumulateOps]);
+      count++;
+    }
+    if (!count) throw new Error('evaluate: the data source yielded no batches');
+    let loss = 0;
+    let correct = 0;
+    let seen = 0;
+    for (const plan of used) {
+      const t = await this.gpu!.readF32(plan.totals, 3);
+      loss += t[0];
+      correct += t[1];
+      seen += t[2];
+    }
+    return [loss / seen, correct / seen];
+  }
+
+  /** Keras's fit / fit_generator: epochs of training steps, validation, progress, History. */
+  async fit(data: BatchSource, config: FitConfig = {}): Promise<History> {
+    this.requireCompiled('fit');
+    const epochs = config.epochs ?? 1;
+    const verbose = config.verbose ?? 1;
+    const sink = config.sink ? { write: config.sink, live: false } : defaultSink();
+    const callbacks = config.callbacks ?? [];
+    const history: History = { epoch: [], history: { loss: [], acc: [], val_loss: [], val_acc: [] } };
+    for (let epoch = config.initialEpoch ?? 0; epoch < epochs; epoch++) {
+      for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
+      if (verbose) sink.write(`Epoch ${epoch + 1}/${epochs}\n`);
+      const steps = config.stepsPerEpoch ?? data.length;
+      const bar = new Progbar(steps ?? 0, verbose === 1 && steps ? 1 : verbose === 0 ? 0 : 2, sink);
+      const it = iterate(data);
+      const inFlight: Promise<void>[] = [];
+      let done = 0;
+      let submitted = 0;
+      for (let step = 0; steps === undefined || step < steps; step++) {
+        const r = await it.next();
+        if (r.done) break;
+        const size = r.value.y.length;
+        const stats = await this.submitTrain(r.value.x, r.value.y);
+        submitted++;
+        const handled = stats.values.then(async (s) => {
+          if (!Number.isFinite(s[0])) await this.nonFinite(epoch, step, s[0]);
+          done++;
+          bar.update(done, { loss: s[0], acc: s[1] }, size);
+          for (const cb of callbacks) await cb.onBatchEnd?.(step, { loss: s[0], acc: s[1], size });
+        });
+        handled.catch(() => undefined); // the first failure is rethrown below; later ones are moot
+        inFlight.push(handled);
+        // Keep at most two steps queued: data loading overlaps GPU work without running ahead.
+        if (inFlight.length > 2) await inFlight.shift();
+      }
+      for (const p of inFlight) await p;
+      if (!submitted) throw new Error(`fit: the data source yielded no batches in epoch ${epoch + 1}; pass an iterable that restarts each epoch (an array, flowFromDirectory()) or stepsPerEpoch with an endless source`);
+      const means = bar.means();
+      const logs: Logs = { loss: means.loss, acc: means.acc };
+      if (config.validationData) {
+        const [vl, va] = await this.evaluate(config.validationData, { steps: config.validationSteps });
+        logs.val_loss = vl;
+        logs.val_acc = va;
+      }
+      bar.finish(submitted, config.validationData ? { val_loss: logs.val_loss!, val_acc: logs.val_acc! } : {});
+      history.epoch.push(epoch);
+      history.history.loss.push(logs.loss);
+      history.history.acc.push(logs.acc);
+      if (config.validationData) {
+        history.history.val_loss.push(logs.val_loss!);
+        history.history.val_acc.push(logs.val_acc!);
+      }
+      for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs);
+    }
+    return history;
+  }
+
+  /** Frees device buffers of plans and optimizer state (weights stay on the device). */
+  private releaseDevice(): void {
+    for (const p of this.plans.values()) p.then((plan) => plan.destroy(), () => undefined);
+    this.plans.clear();
+    if (this.gpu) for (const g of this.grads.values()) for (const b of g) this.gpu.destroyBuffer(b);
+    this.grads.clear();
+    this.sgd?.destroy();
+    this.sgd = null;
+  }
+
+  /** Releases everything this model holds on the device, weights included (read back first). */
+  async dispose(): Promise<void> {
+    for (const l of this.layers) for (const p of l.params) await p.read();
+    this.releaseDevice();
+    this.ring?.destroy();
+    this.ring = null;
+    if (this.gpu) {
+      for (const l of this.layers) {
+        for (const p of l.params) {
+          if (p.buffer) this.gpu.destroyBuffer(p.buffer);
+          p.buffer = null;
+          p.gpu = null;
+        }
+      }
+    }
+  }
+
+  /** For logs. */
+  static formatLogs(logs: Record<string, number>): string {
+    return Object.entries(logs).map(([k, v]) => `${k}: ${fmtValue(v)}`).join(' - ');
+  }
+}

@@ -1,0 +1,9 @@
+// webgpu-finetune: the public API (Keras / TF.js style).
+export { Input, Conv2D, MaxPooling2D, Flatten, Dense, Dropout, Activation, Layer, InputLayer, setInitSeed } from './graph/layers.ts';
+export { SymbolicTensor } from './graph/symbolic.ts';
+export { Model, NonFiniteLossError, type Batch, type BatchSource, type Callback, type CompileConfig, type FitConfig, type History, type Logs } from './graph/model.ts';
+export { SGD } from './graph/optimizers.ts';
+export { VGG16, type VGG16Config } from './graph/vgg16.ts';
+export { memory, getGpu, setGpu } from './graph/backend.ts';
+export type { PlanMemory } from './graph/plan.ts';
+export { acquireGpu, Gpu, GpuError, registerShaders, type AdapterDescription } from './gpu/index.ts';
