@@ -1,0 +1,135 @@
+import type { Gpu, GpuOp, Pipeline } from '../gpu/index.ts';
+
+export interface MaxPool2dShape {
+  batch: number;
+  height: number;
+  width: number;
+  channels: number;
+  /** [rows, cols] of the window; default [2, 2] */
+  poolSize?: [number, number];
+  /** [rows, cols]; default = poolSize (Keras) */
+  strides?: [number, number];
+  label?: string;
+}
+
+const SHADER = 'maxpool2d';
+const WG = 128; // WG in maxpool2d.wgsl
+
+/**
+ * Keras MaxPooling2D with padding 'valid' on NHWC tensors, and its gradient. The backward
+ * pass recomputes each window's argmax from x (first maximum in row-major order wins ties), so
+ * the forward pass stores nothing extra; every dx element is written (0 where no gradient
+ * arrives, including rows/columns the pooling drops). Channels % 4 == 0 runs 4 channels per
+ * invocation.
+ */
+export class MaxPool2dKernel {
+  readonly outHeight: number;
+  readonly outWidth: number;
+  readonly shape: Readonly<Required<MaxPool2dShape>>;
+  private readonly uniforms: GPUBuffer[];
+
+  private constructor(
+    private readonly gpu: Gpu,
+    shape: Required<MaxPool2dShape>,
+    private readonly fwd: { pipeline: Pipeline; params: GPUBuffer; count: number },
+    private readonly bwd: { pipeline: Pipeline; params: GPUBuffer; count: number },
+    private readonly vec4: boolean,
+  ) {
+    this.shape = shape;
+    const [ph, pw] = shape.poolSize;
+    const [sh, sw] = shape.strides;
+    this.outHeight = Math.floor((shape.height - ph) / sh) + 1;
+    this.outWidth = Math.floor((shape.width - pw) / sw) + 1;
+    this.uniforms = [fwd.params, bwd.params];
+  }
+
+  static async create(gpu: Gpu, shape: MaxPool2dShape): Promise<MaxPool2dKernel> {
+    const label = shape.label ?? 'maxpool2d';
+    const poolSize = shape.poolSize ?? [2, 2];
+    const strides = shape.strides ?? poolSize;
+    const { batch: N, height: H, width: W, channels: C } = shape;
+    const what = `${label}: MaxPool2D input [${N},${H},${W},${C}] pool ${poolSize.join('x')} strides ${strides.join('x')}`;
+    const ints: Record<string, number> = { batch: N, height: H, width: W, channels: C, 'poolSize[0]': poolSize[0], 'poolSize[1]': poolSize[1], 'strides[0]': strides[0], 'strides[1]': strides[1] };
+    for (const [k, v] of Object.entries(ints)) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${k} must be a positive integer, got ${v}`);
+    }
+    const [PH, PW] = poolSize;
+    const [SH, SW] = strides;
+    if (H < PH || W < PW) throw new Error(`${what}: the input (${H}x${W}) is smaller than the pool window, so the 'valid' output would be empty`);
+    const OH = Math.floor((H - PH) / SH) + 1;
+    const OW = Math.floor((W - PW) / SW) + 1;
+    const inBytes = N * H * W * C * 4;
+    const maxBinding = gpu.limits.maxStorageBufferBindingSize;
+    if (inBytes > maxBinding) {
+      throw new Error(`${what}: the input is ${inBytes} bytes, over this adapter's maxStorageBufferBindingSize of ${maxBinding} bytes; use a smaller batch (or micro-batches) or a smaller input size`);
+    }
+    if (N * H * W * C >= 2 ** 32) throw new Error(`${what}: more than 2^32 elements`);
+
+    const vec4 = C % 4 === 0;
+    const cw = vec4 ? C / 4 : C; // channels in units of the shader's element
+    // Non-overlapping windows (2x2/2): one invocation per window writes all the dx it owns.
+    const owned = SH >= PH && SW >= PW;
+    const fwdCount = N * OH * OW * cw;
+    const bwdCount = owned ? fwdCount : N * H * W * cw;
+    const sfx = vec4 ? '4' : '';
+    const [fp, bp] = await Promise.all([
+      gpu.pipeline(SHADER, { entryPoint: `forward${sfx}` }),
+      gpu.pipeline(SHADER, { entryPoint: `${owned ? 'backward_owned' : 'backward_gather'}${sfx}` }),
+    ]);
+    const params = (role: string, count: number) =>
+      gpu.uniform(`${label} maxpool2d.${role} shape`, new Uint32Array([N, H, W, cw, OH, OW, PH, PW, SH, SW, count, 0]));
+    const full = { batch: N, height: H, width: W, channels: C, poolSize: [PH, PW] as [number, number], strides: [SH, SW] as [number, number], label };
+    return new MaxPool2dKernel(gpu, full,
+      { pipeline: fp, params: params('forward', fwdCount), count: fwdCount },
+      { pipeline: bp, params: params('backward', bwdCount), count: bwdCount }, vec4);
+  }
+
+  private name(pass: string): string {
+    const s = this.shape;
+    return `${s.label} maxpool2d.${pass} N=${s.batch} H=${s.height} W=${s.width} C=${s.channels} pool=${s.poolSize.join('x')} strides=${s.strides.join('x')}`;
+  }
+
+  private check(pass: string, role: string, buffer: GPUBuffer, floats: number): void {
+    if (buffer.size < floats * 4) {
+      throw new Error(`${this.name(pass)}: buffer '${role}' (${buffer.label}) is ${buffer.size} bytes, needs ${floats * 4}`);
+    }
+  }
+
+  private bind(pass: string, pipeline: Pipeline, buffers: Record<string, [GPUBuffer, number]>, params: GPUBuffer): GPUBindGroup {
+    const res: Record<string, GPUBuffer | { buffer: GPUBuffer; size: number }> = { s: params };
+    for (const [role, [buffer, floats]] of Object.entries(buffers)) {
+      this.check(pass, role, buffer, floats);
+      res[this.vec4 ? `${role}4` : role] = { buffer, size: floats * 4 };
+    }
+    return this.gpu.bindGroup(pipeline, res, this.name(pass));
+  }
+
+  get inputSize(): number {
+    const s = this.shape;
+    return s.batch * s.height * s.width * s.channels;
+  }
+
+  get outputSize(): number {
+    const s = this.shape;
+    return s.batch * this.outHeight * this.outWidth * s.channels;
+  }
+
+  /** y [N, outHeight, outWidth, C] = max over each window of x [N, H, W, C]. */
+  forward(b: { x: GPUBuffer; y: GPUBuffer }): GpuOp {
+    const { pipeline, params, count } = this.fwd;
+    const bg = this.bind('forward', pipeline, { x: [b.x, this.inputSize], y: [b.y, this.outputSize] }, params);
+    return this.gpu.dispatch(this.name('forward'), pipeline, bg, this.gpu.grid(Math.ceil(count / WG)));
+  }
+
+  /** dx (overwritten, every element) = dy routed to each window's first maximum in x. */
+  backward(b: { x: GPUBuffer; dy: GPUBuffer; dx: GPUBuffer }): GpuOp {
+    const { pipeline, params, count } = this.bwd;
+    const bg = this.bind('backward', pipeline, { x: [b.x, this.inputSize], dy: [b.dy, this.outputSize], dx: [b.dx, this.inputSize] }, params);
+    return this.gpu.dispatch(this.name('backward'), pipeline, bg, this.gpu.grid(Math.ceil(count / WG)));
+  }
+
+  destroy(): void {
+    for (const u of this.uniforms) this.gpu.destroyBuffer(u);
+    this.uniforms.length = 0;
+  }
+}
