@@ -9,8 +9,10 @@
 // and barriers switch coroutines. Broadcasting a register from another lane is 2 instructions.
 // So each invocation loads a different row of the a tile (one vec4 per 4 k), and the 8 lanes
 // of the subgroup broadcast them to each other; b is loaded as vec4s (4 output columns per
-// invocation). Measured on the 32 x 39424 -> 256 forward: ~11 GFLOP/s vs ~1.5 for the
-// workgroup-memory tiling. On GPUs it is a register-tiled GEMM with shuffle broadcasts.
+// invocation). Measured on lavapipe (2 cores shared with other work), 39424 -> 256 at batch
+// 32: forward ~9-11 GFLOP/s, both backward products ~7-12 GFLOP/s, against ~1-2.5 GFLOP/s for
+// the workgroup-memory tiling of matmul.wgsl. On GPUs it is a register-tiled GEMM with
+// shuffle broadcasts.
 //
 // Tile: WG invocations x 4 columns, TM rows:
 //   A_T = false: TM = 8*G rows; invocation (lane) l of the subgroup holds rows 8g + l.
