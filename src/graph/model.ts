@@ -394,6 +394,23 @@ export class Model {
     }
   }
 
+  // Weights files (src/io/weights.ts). Layers are matched by Keras's rules: by order, weightless
+  // layers skipped on both sides; shapes must match. The io module loads on first use.
+  /** Node: manifest.json + .bin (a folder, or a path ending in .json); Keras HDF5 for a .h5 path. */
+  async saveWeights(path: string): Promise<void> {
+    await (await import('../io/weights.ts')).saveWeightsTo(this, path);
+  }
+
+  /** A Keras .h5 (any layout), a manifest.json or its folder (Node), or a manifest URL. */
+  async loadWeights(pathOrUrl: string): Promise<void> {
+    await (await import('../io/weights.ts')).loadWeightsInto(this, pathOrUrl);
+  }
+
+  /** Node: Keras's HDF5 layout (layer_names, weight_names), for Keras's model.load_weights(). */
+  async saveWeightsH5(path: string): Promise<void> {
+    await (await import('../io/weights.ts')).saveWeightsH5To(this, path);
+  }
+
   /** For logs. */
   static formatLogs(logs: Record<string, number>): string {
     return Object.entries(logs).map(([k, v]) => `${k}: ${fmtValue(v)}`).join(' - ');

@@ -1,9 +1,15 @@
+import { loadWeightsInto } from '../io/weights.ts';
+import type { WeightsSourceOptions } from '../io/weights-manifest.ts';
 import { Conv2D, Input, MaxPooling2D } from './layers.ts';
 import { Model } from './model.ts';
 import type { SymbolicTensor } from './symbolic.ts';
 
-export interface VGG16Config {
-  /** null: Keras's random initialisation; 'imagenet' or a path: pretrained weights. */
+export interface VGG16Config extends WeightsSourceOptions {
+  /**
+   * null: Keras's random initialisation. 'imagenet' (Node): Keras's ImageNet weights, from the
+   * cache or downloaded once. A path (Node): a Keras .h5 file, or an exported manifest.json or its
+   * folder. A URL (browser and Node): an exported manifest.json or its folder.
+   */
   weights?: null | 'imagenet' | string;
   includeTop?: false;
   inputTensor?: SymbolicTensor;
@@ -22,8 +28,8 @@ export async function VGG16(config: VGG16Config = {}): Promise<Model> {
     throw new Error('VGG16: only includeTop: false is supported (add your own top, as in the reference program)');
   }
   const weights = config.weights === undefined ? 'imagenet' : config.weights;
-  if (weights !== null) {
-    throw new Error(`VGG16: loading weights '${weights}' is not available yet in this build (it arrives with the HDF5 weights importer); pass weights: null for Keras's random initialisation`);
+  if (weights !== null && (typeof weights !== 'string' || weights === '')) {
+    throw new Error(`VGG16: weights must be null (random initialisation), 'imagenet', or the path or URL of a weights file; got ${JSON.stringify(weights)}`);
   }
   const input = config.inputTensor ?? Input({ shape: config.inputShape ?? [224, 224, 3] });
   if (input.shape.length !== 3 || input.shape[2] !== 3) {
@@ -39,5 +45,7 @@ export async function VGG16(config: VGG16Config = {}): Promise<Model> {
     }
     x = new MaxPooling2D({ poolSize: 2, strides: 2, name: `block${b + 1}_pool` }).apply(x);
   });
-  return new Model({ inputs: input, outputs: x, name: 'vgg16' });
+  const model = new Model({ inputs: input, outputs: x, name: 'vgg16' });
+  if (weights !== null) await loadWeightsInto(model, weights, config);
+  return model;
 }

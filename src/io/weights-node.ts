@@ -1,0 +1,238 @@
+// Node side of weights I/O: files, Keras HDF5 conversion, and the ImageNet VGG16 weights cache.
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, dirname, extname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { downloadFile, md5File, textProgress } from './download-node.ts';
+import { readKerasH5, writeKerasH5, type KerasH5Weights } from './keras-h5-node.ts';
+import { collectLayerWeights, type WeightedModel } from './model-weights.ts';
+import {
+  buildWeightsManifest,
+  checkDataFileName,
+  DEFAULT_DATA_FILE,
+  parseWeightsManifest,
+  readWeightsData,
+  type LayerWeights,
+  type ProgressCallback,
+  type WeightsManifest,
+  type WeightsSourceOptions,
+} from './weights-manifest.ts';
+
+export { textProgress };
+
+/** Keras's ImageNet weights for VGG16 without its top (keras/applications/vgg16.py). */
+export const VGG16_NOTOP = {
+  fileName: 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
+  url: 'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
+  md5: '6d6bbae143d832006294945121d1f1fc',
+  bytes: 58_889_256,
+  /** Folder of the converted manifest + .bin inside the cache. */
+  converted: 'vgg16_notop',
+} as const;
+
+export const MANIFEST_FILE = 'manifest.json';
+const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
+/** $WEBGPU_FINETUNE_CACHE, else $XDG_CACHE_HOME/webgpu-finetune, else ~/.cache/webgpu-finetune. */
+export function defaultCacheDir(): string {
+  const env = process.env.WEBGPU_FINETUNE_CACHE;
+  if (env) return resolve(env);
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'webgpu-finetune');
+}
+
+/** Where Keras itself caches downloaded weights: $KERAS_HOME/models or ~/.keras/models. */
+function kerasModelsDir(): string {
+  return join(process.env.KERAS_HOME || join(homedir(), '.keras'), 'models');
+}
+
+const progressOf = (p: ProgressCallback | false | undefined): ProgressCallback | undefined => (p === false ? undefined : p ?? textProgress());
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+/** Writes a file under a temporary name beside it, then renames it: readers never see half a file. */
+async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * Where saveWeights puts things: a path ending in .json is the manifest, its data file named
+ * after it (`model.json` -> `model.bin`); any other path is a folder with manifest.json + weights.bin.
+ */
+function filesFor(target: string): { manifestPath: string; dataFile: string } {
+  const path = resolve(target);
+  if (extname(path).toLowerCase() === '.json') {
+    const stem = basename(path).slice(0, -'.json'.length).replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[.-]+/, '') || 'weights';
+    return { manifestPath: path, dataFile: checkDataFileName(`${stem}.bin`) };
+  }
+  return { manifestPath: join(path, MANIFEST_FILE), dataFile: DEFAULT_DATA_FILE };
+}
+
+/** Writes a manifest and its data: the data file first, so a manifest never points at nothing. */
+export async function writeWeightsFiles(target: string, layers: LayerWeights[], meta: { model: string; source?: Record<string, string> }): Promise<WeightsManifest> {
+  const { manifestPath, dataFile } = filesFor(target);
+  await mkdir(dirname(manifestPath), { recursive: true });
+  const { manifest, data } = await buildWeightsManifest(layers, { ...meta, dataFile });
+  await writeAtomic(join(dirname(manifestPath), dataFile), new Uint8Array(data));
+  await writeAtomic(manifestPath, `${JSON.stringify(manifest, null, 1)}\n`);
+  return manifest;
+}
+
+async function isHdf5(path: string): Promise<boolean> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = new Uint8Array(4);
+    await fh.read(buf, 0, 4, 0);
+    return buf[0] === 0x89 && buf[1] === 0x48 && buf[2] === 0x44 && buf[3] === 0x46;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Reads a manifest.json and its data file, treating both as untrusted (bounds, names, hashes). */
+export async function readManifestFiles(manifestPath: string): Promise<LayerWeights[]> {
+  const info = await stat(manifestPath);
+  if (info.size > MAX_MANIFEST_BYTES) throw new Error(`${manifestPath}: ${info.size} bytes is too large for a weights manifest`);
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(manifestPath, 'utf8'));
+  } catch (e) {
+    throw new Error(`${manifestPath}: not a weights manifest (invalid JSON: ${e instanceof Error ? e.message : String(e)})`);
+  }
+  const manifest = parseWeightsManifest(json, manifestPath);
+  const folder = dirname(manifestPath);
+  const dataPath = resolve(folder, manifest.dataFile);
+  // parseWeightsManifest already allows only plain names; this is the belt to those braces.
+  if (relative(folder, dataPath) !== manifest.dataFile) throw new Error(`${manifestPath}: data file ${manifest.dataFile} is outside the manifest's folder`);
+  const dataInfo = await stat(dataPath).catch(() => null);
+  if (!dataInfo?.isFile()) throw new Error(`${manifestPath}: its data file ${dataPath} is missing`);
+  if (dataInfo.size !== manifest.byteLength) throw new Error(`${dataPath}: ${dataInfo.size} bytes, but ${basename(manifestPath)} describes ${manifest.byteLength}: truncated, or from another export`);
+  return readWeightsData(manifest, await readFile(dataPath), { where: dataPath });
+}
+
+/**
+ * Reads weights from a path: a folder holding manifest.json, a manifest .json file, or a Keras
+ * HDF5 file (.h5 / .hdf5 / .weights.h5: any of the three layouts).
+ */
+export async function readWeightsFiles(target: string): Promise<LayerWeights[]> {
+  const path = target.startsWith('file:') ? fileURLToPath(target) : resolve(target);
+  const info = await stat(path).catch(() => null);
+  if (!info) throw new Error(`weights: ${path} does not exist (expected a Keras .h5 file, a manifest.json, or a folder holding one)`);
+  if (info.isDirectory()) {
+    const manifest = join(path, MANIFEST_FILE);
+    if (!(await exists(manifest))) throw new Error(`weights: the folder ${path} has no ${MANIFEST_FILE}`);
+    return readManifestFiles(manifest);
+  }
+  if (await isHdf5(path)) return (await readKerasH5(path)).layers;
+  return readManifestFiles(path);
+}
+
+/**
+ * Converts a Keras HDF5 weights file into manifest.json + weights.bin in `outDir`.
+ * Returns the manifest; weightless layers (pools) are dropped, as they do not count in Keras's order.
+ */
+export async function convertWeights(h5Path: string, outDir: string, options: { model?: string } = {}): Promise<WeightsManifest> {
+  const h5 = await readKerasH5(h5Path);
+  return writeConverted(h5, h5Path, outDir, options.model ?? basename(h5Path).replace(/(\.weights)?\.(h5|hdf5)$/i, ''));
+}
+
+async function writeConverted(h5: KerasH5Weights, h5Path: string, outDir: string, model: string, md5?: string): Promise<WeightsManifest> {
+  const source: Record<string, string> = { file: basename(h5Path), layout: h5.layout };
+  if (h5.kerasVersion) source.keras_version = h5.kerasVersion;
+  if (h5.backend) source.backend = h5.backend;
+  source.md5 = md5 ?? (await md5File(h5Path));
+  return writeWeightsFiles(outDir, h5.layers.filter((l) => l.weights.length > 0), { model, source });
+}
+
+function manualInstructions(cacheDir: string): string {
+  return `To supply the file by hand, download ${VGG16_NOTOP.fileName} (${VGG16_NOTOP.bytes.toLocaleString('en-US')} bytes, MD5 ${VGG16_NOTOP.md5}) from\n` +
+    `  ${VGG16_NOTOP.url}\n` +
+    `on a machine with network access, then one of:\n` +
+    `  - copy it to ${join(cacheDir, VGG16_NOTOP.fileName)} (the cache folder; set WEBGPU_FINETUNE_CACHE to use another)\n` +
+    `  - copy it to Keras's cache, ${join(kerasModelsDir(), VGG16_NOTOP.fileName)}\n` +
+    `  - pass its path: VGG16({ weights: '/path/to/${VGG16_NOTOP.fileName}' }) (command line: --weights /path/to/${VGG16_NOTOP.fileName}).`;
+}
+
+/**
+ * The ImageNet VGG16 (notop) weights: from the converted cache; else from Keras's .h5 in the
+ * cache folder or Keras's own cache; else downloaded (MD5-checked). The .h5 is converted and cached.
+ * `md5` is for tests that serve their own file.
+ */
+export async function imagenetVgg16Weights(options: WeightsSourceOptions & { md5?: string } = {}): Promise<LayerWeights[]> {
+  const cacheDir = resolve(options.cacheDir ?? defaultCacheDir());
+  const md5 = options.md5 ?? VGG16_NOTOP.md5;
+  const converted = join(cacheDir, VGG16_NOTOP.converted);
+  if (await exists(join(converted, MANIFEST_FILE))) {
+    try {
+      return await readManifestFiles(join(converted, MANIFEST_FILE));
+    } catch {
+      // A damaged cache entry (disk trouble, an edit by hand) is rebuilt from the .h5 below.
+      await rm(converted, { recursive: true, force: true });
+    }
+  }
+  await mkdir(cacheDir, { recursive: true });
+  const inCache = join(cacheDir, VGG16_NOTOP.fileName);
+  let h5Path: string | undefined;
+  for (const candidate of [inCache, join(kerasModelsDir(), VGG16_NOTOP.fileName)]) {
+    if (await exists(candidate)) {
+      h5Path = candidate;
+      break;
+    }
+  }
+  if (h5Path) {
+    const found = await md5File(h5Path);
+    if (found !== md5) throw new Error(`${h5Path} has MD5 ${found}, expected ${md5}: it is damaged or not Keras's file. Delete it (it will be downloaded again) or replace it.\n${manualInstructions(cacheDir)}`);
+  } else {
+    const url = options.downloadUrl ?? process.env.WEBGPU_FINETUNE_WEIGHTS_URL ?? VGG16_NOTOP.url;
+    try {
+      await downloadFile(url, inCache, { md5, onProgress: progressOf(options.onProgress) });
+    } catch (e) {
+      throw new Error(`Could not get the VGG16 ImageNet weights: ${e instanceof Error ? e.message : String(e)}.\n${manualInstructions(cacheDir)}`, { cause: e });
+    }
+    h5Path = inCache;
+  }
+  const h5 = await readKerasH5(h5Path);
+  // Convert into a fresh folder, then rename it into place: the cache never holds half a conversion.
+  const tmp = `${converted}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeConverted(h5, h5Path, tmp, 'vgg16', md5);
+    await rename(tmp, converted).catch(async (e: NodeJS.ErrnoException) => {
+      // Another process finished first: its copy is as good as ours.
+      if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
+    });
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return h5.layers;
+}
+
+/** Weights named by a VGG16/loadWeights argument, in Node: 'imagenet' or a path. */
+export async function readWeightsSpec(spec: string, options: WeightsSourceOptions = {}): Promise<LayerWeights[]> {
+  if (spec === 'imagenet') return imagenetVgg16Weights(options);
+  return readWeightsFiles(spec);
+}
+
+/** model.saveWeights: manifest + .bin (a folder or a .json path), or Keras HDF5 for a .h5 path. */
+export async function saveModelWeights(model: WeightedModel, target: string): Promise<void> {
+  if (/\.(h5|hdf5)$/i.test(target)) return saveModelWeightsH5(model, target);
+  await writeWeightsFiles(target, await collectLayerWeights(model), { model: model.name });
+}
+
+/** model.saveWeightsH5: Keras's HDF5 layout, loadable with Keras's model.load_weights(). */
+export async function saveModelWeightsH5(model: WeightedModel, path: string): Promise<void> {
+  const weighted = new Map((await collectLayerWeights(model)).map((l) => [l.layer, l.weights]));
+  // Keras lists every layer, weightless ones with an empty weight_names.
+  const layers = model.layers.map((l) => ({ layer: l.name, weights: weighted.get(l.name) ?? [] }));
+  await mkdir(dirname(resolve(path)), { recursive: true });
+  await writeKerasH5(path, layers);
+}

@@ -1,0 +1,79 @@
+// Weights I/O entry points for the graph (VGG16, Model): platform-free. Node-only work (files,
+// HDF5, downloads) lives in weights-node.ts, imported dynamically and only under Node, so browser
+// bundles never see node:fs.
+
+import { fetchWeights } from './weights-fetch.ts';
+import { collectLayerWeights, loadLayerWeights, type WeightedModel } from './model-weights.ts';
+import {
+  buildWeightsManifest,
+  parseWeightsManifest,
+  readWeightsData,
+  type LayerWeights,
+  type ProgressCallback,
+  type WeightsManifest,
+  type WeightsSourceOptions,
+} from './weights-manifest.ts';
+
+export function isNode(): boolean {
+  return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+}
+
+// A variable specifier (and @vite-ignore) keeps bundlers from pulling the Node module into a browser build.
+const NODE_MODULE = './weights-node.ts';
+
+/** The Node weights module; an error naming `what` outside Node. */
+export async function nodeWeightsIo(what: string): Promise<typeof import('./weights-node.ts')> {
+  if (!isNode()) throw new Error(`${what} needs Node (files, HDF5); in a browser use exportWeights()/importWeights() or a URL to an exported manifest.json`);
+  return import(/* @vite-ignore */ NODE_MODULE);
+}
+
+const isUrl = (s: string) => /^https?:\/\//i.test(s);
+
+/**
+ * Weights named by a string: 'imagenet' (Node: cache, else download + convert), an http(s) URL to
+ * an exported manifest.json or its folder (anywhere), or a path (Node): a Keras .h5 file, a
+ * manifest.json, or a folder holding one. In a browser any other string is taken as a URL.
+ */
+export async function readWeights(spec: string, options: WeightsSourceOptions = {}): Promise<LayerWeights[]> {
+  if (isUrl(spec) || (!isNode() && spec !== 'imagenet')) {
+    let onProgress: ProgressCallback | undefined;
+    if (options.onProgress !== false) onProgress = options.onProgress ?? (isNode() ? (await nodeWeightsIo('a progress bar')).textProgress() : undefined);
+    return fetchWeights(spec, { onProgress });
+  }
+  if (!isNode()) {
+    throw new Error("weights: 'imagenet' is available in Node only (it reads Keras's HDF5 file). In a browser, convert the weights once in Node " +
+      '(`webgpu-finetune convert-weights` or convertWeights()), serve manifest.json and weights.bin, and pass the URL of manifest.json.');
+  }
+  return (await nodeWeightsIo('reading weights files')).readWeightsSpec(spec, options);
+}
+
+/** Reads weights named by `spec` (see readWeights) and sets them on the model by Keras's rules. */
+export async function loadWeightsInto(model: WeightedModel, spec: string, options: WeightsSourceOptions = {}): Promise<void> {
+  await loadLayerWeights(model, await readWeights(spec, options), { source: spec === 'imagenet' ? "the ImageNet weights ('imagenet')" : spec });
+}
+
+/** The model's weights as a manifest object and its data buffer (to download, store in IndexedDB, upload...). */
+export async function exportWeights(model: WeightedModel): Promise<{ manifest: WeightsManifest; data: ArrayBuffer }> {
+  return buildWeightsManifest(await collectLayerWeights(model), { model: model.name });
+}
+
+/** Sets a model's weights from a (parsed, untrusted) manifest object and its data buffer. */
+export async function importWeights(model: WeightedModel, manifest: unknown, data: ArrayBuffer | Uint8Array): Promise<void> {
+  const parsed = parseWeightsManifest(manifest);
+  await loadLayerWeights(model, await readWeightsData(parsed, data), { source: `manifest of '${parsed.model}'` });
+}
+
+/** Node: saves manifest + .bin (a folder, or a path ending in .json), or Keras HDF5 for a .h5 path. */
+export async function saveWeightsTo(model: WeightedModel, path: string): Promise<void> {
+  await (await nodeWeightsIo('saveWeights(path)')).saveModelWeights(model, path);
+}
+
+/** Node: saves in Keras's HDF5 layout (layer_names / weight_names), for Keras's model.load_weights(). */
+export async function saveWeightsH5To(model: WeightedModel, path: string): Promise<void> {
+  await (await nodeWeightsIo('saveWeightsH5(path)')).saveModelWeightsH5(model, path);
+}
+
+/** Node: converts a Keras HDF5 weights file into manifest.json + weights.bin in `outDir`. */
+export async function convertWeights(h5Path: string, outDir: string, options: { model?: string } = {}): Promise<WeightsManifest> {
+  return (await nodeWeightsIo('convertWeights')).convertWeights(h5Path, outDir, options);
+}
