@@ -203,6 +203,11 @@ export class Model {
     return this.compiled;
   }
 
+  /** The compiled plan for a batch size (built on first use); for inspection and tests. */
+  compiledPlan(batch: number): Promise<Plan> {
+    return this.plan(batch);
+  }
+
   private async plan(batch: number): Promise<Plan> {
     const c = this.requireCompiled('training');
     let p = this.plans.get(batch);
