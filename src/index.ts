@@ -11,3 +11,6 @@ export { buildWeightsManifest, parseWeightsManifest, readWeightsData, type Layer
 export { memory, getGpu, setGpu } from './graph/backend.ts';
 export type { PlanMemory } from './graph/plan.ts';
 export { acquireGpu, Gpu, GpuError, registerShaders, type AdapterDescription } from './gpu/index.ts';
+export { ImageDataGenerator, type ImageDataGeneratorOptions } from './io/image-data-generator.ts';
+export { DirectoryIterator, type ImageBatch, type ClassMode } from './io/flow.ts';
+export type { FlowOptions } from './io/dataset.ts';

@@ -1,0 +1,251 @@
+/**
+ * Image files -> 8-bit RGB, the way Keras's load_img sees them (Pillow's open + convert('RGB')):
+ * the format is taken from the bytes, not the extension; alpha is dropped, not composited;
+ * grayscale and palette images are expanded. PNG goes through pngjs (whose reader the caller
+ * passes in: Node's build uses zlib, browsers use pngjs's bundled build), JPEG through jpeg-js.
+ *
+ * `checkImage` is a cheap structural pass run over every file before training starts (PNG chunk
+ * layout and CRCs, JPEG marker walk to the end-of-image marker), so truncated files and
+ * non-images are reported up front instead of failing mid-epoch.
+ */
+import jpeg from 'jpeg-js';
+
+export type ImageFormat = 'png' | 'jpeg';
+
+/** A file that cannot be used as an image; `reason` says why, without the file name. */
+export class ImageError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'ImageError';
+  }
+}
+
+export interface ImageInfo {
+  format: ImageFormat;
+  width: number;
+  height: number;
+}
+
+export interface RgbImage {
+  width: number;
+  height: number;
+  /** height * width * 3 bytes, row-major RGB */
+  data: Uint8Array;
+}
+
+/** What pngjs's PNG.sync.read returns (the fields used here). */
+export interface PngData {
+  width: number;
+  height: number;
+  data: ArrayLike<number>;
+}
+export type PngReader = (bytes: Uint8Array, options: { skipRescale: boolean }) => PngData;
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+function startsWith(b: Uint8Array, sig: number[]): boolean {
+  if (b.length < sig.length) return false;
+  for (let i = 0; i < sig.length; i++) if (b[i] !== sig[i]) return false;
+  return true;
+}
+
+function ascii(b: Uint8Array, from: number, n: number): string {
+  return String.fromCharCode(...b.subarray(from, from + n));
+}
+
+/** Names formats we recognise but do not decode, for a clearer message. */
+function otherFormat(b: Uint8Array): string | null {
+  if (ascii(b, 0, 2) === 'BM') return 'BMP';
+  if (/^P[1-7]\s/.test(ascii(b, 0, 3))) return 'PPM/PGM';
+  if (ascii(b, 0, 4) === 'GIF8') return 'GIF';
+  if (ascii(b, 0, 4) === 'II*\0' || ascii(b, 0, 4) === 'MM\0*') return 'TIFF';
+  if (ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 4) === 'WEBP') return 'WebP';
+  return null;
+}
+
+export function sniffFormat(b: Uint8Array): ImageFormat | null {
+  if (startsWith(b, PNG_SIGNATURE)) return 'png';
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  return null;
+}
+
+let crcTable: Uint32Array | null = null;
+function crc32(b: Uint8Array, from: number, to: number): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (let i = from; i < to; i++) c = crcTable[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function u32(b: Uint8Array, i: number): number {
+  return ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+}
+
+const PNG_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+
+interface PngLayout {
+  info: ImageInfo;
+  depth: number;
+  colorType: number;
+  /** [start, end) of a tRNS chunk (header to CRC) when present */
+  trns: [number, number] | null;
+}
+
+function checkPng(b: Uint8Array): PngLayout {
+  let p = 8;
+  let layout: PngLayout | null = null;
+  let sawPalette = false;
+  let sawData = false;
+  let trns: [number, number] | null = null;
+  for (;;) {
+    if (p + 12 > b.length) throw new ImageError(`truncated PNG (${b.length} bytes; the file ends ${layout ? 'before its IEND chunk' : 'inside its header'})`);
+    const len = u32(b, p);
+    const type = ascii(b, p + 4, 4);
+    if (p + 12 + len > b.length) throw new ImageError(`truncated PNG (${type} chunk at byte ${p} needs ${len} bytes, the file has ${b.length - p - 12} left)`);
+    if (crc32(b, p + 4, p + 8 + len) !== u32(b, p + 8 + len)) throw new ImageError(`corrupt PNG (CRC mismatch in the ${type} chunk at byte ${p})`);
+    if (!layout) {
+      if (type !== 'IHDR' || len !== 13) throw new ImageError('corrupt PNG (first chunk is not IHDR)');
+      const width = u32(b, p + 8);
+      const height = u32(b, p + 12);
+      const depth = b[p + 16];
+      const colorType = b[p + 17];
+      if (!width || !height) throw new ImageError(`corrupt PNG (size ${width}x${height})`);
+      if (!PNG_DEPTHS[colorType]?.includes(depth)) throw new ImageError(`corrupt PNG (bit depth ${depth} with color type ${colorType})`);
+      if (b[p + 18] !== 0 || b[p + 19] !== 0 || b[p + 20] > 1) throw new ImageError('corrupt PNG (unknown compression, filter or interlace method)');
+      layout = { info: { format: 'png', width, height }, depth, colorType, trns: null };
+    } else if (type === 'PLTE') {
+      sawPalette = true;
+    } else if (type === 'tRNS') {
+      trns = [p, p + 12 + len];
+    } else if (type === 'IDAT') {
+      if (layout.colorType === 3 && !sawPalette) throw new ImageError('corrupt PNG (palette image without a PLTE chunk)');
+      sawData = true;
+    } else if (type === 'IEND') {
+      if (!sawData) throw new ImageError('corrupt PNG (no IDAT chunk)');
+      layout.trns = trns;
+      return layout;
+    }
+    p += 12 + len;
+  }
+}
+
+/** SOF markers: which JPEG codings jpeg-js decodes (baseline, extended, progressive Huffman). */
+const JPEG_SOF: Record<number, string | null> = {
+  0xc0: null, 0xc1: null, 0xc2: null,
+  0xc3: 'lossless', 0xc5: 'hierarchical', 0xc6: 'hierarchical progressive', 0xc7: 'hierarchical lossless',
+  0xc9: 'arithmetic-coded', 0xca: 'arithmetic-coded progressive', 0xcb: 'arithmetic-coded lossless',
+  0xcd: 'hierarchical arithmetic-coded', 0xce: 'hierarchical arithmetic-coded progressive', 0xcf: 'hierarchical arithmetic-coded lossless',
+};
+
+function checkJpeg(b: Uint8Array): ImageInfo {
+  const n = b.length;
+  let p = 2;
+  let info: ImageInfo | null = null;
+  let scans = 0;
+  const truncated = () => new ImageError(`truncated JPEG (${n} bytes; no end-of-image marker${scans ? ` after ${scans} scan${scans > 1 ? 's' : ''}` : ''})`);
+  for (;;) {
+    if (p >= n) throw truncated();
+    if (b[p] !== 0xff) throw new ImageError(`corrupt JPEG (expected a marker at byte ${p})`);
+    while (p < n && b[p] === 0xff) p++; // fill bytes
+    if (p >= n) throw truncated();
+    const m = b[p++];
+    if (m === 0xd9) {
+      if (!info || !scans) throw new ImageError('corrupt JPEG (end-of-image marker before any image data)');
+      return info;
+    }
+    if (m === 0xd8) throw new ImageError('corrupt JPEG (second start-of-image marker)');
+    if ((m >= 0xd0 && m <= 0xd7) || m === 0x01) continue;
+    if (p + 2 > n) throw truncated();
+    const len = (b[p] << 8) | b[p + 1];
+    if (len < 2) throw new ImageError(`corrupt JPEG (segment length ${len} at byte ${p})`);
+    if (p + len > n) throw truncated();
+    if (m in JPEG_SOF) {
+      const kind = JPEG_SOF[m];
+      if (kind) throw new ImageError(`unsupported JPEG coding (${kind}); re-save it as a baseline or progressive JPEG`);
+      const height = (b[p + 3] << 8) | b[p + 4];
+      const width = (b[p + 5] << 8) | b[p + 6];
+      if (!width || !height) throw new ImageError(`corrupt or unsupported JPEG (frame size ${width}x${height})`);
+      info = { format: 'jpeg', width, height };
+    }
+    p += len;
+    if (m === 0xda) {
+      if (!info) throw new ImageError('corrupt JPEG (scan before the frame header)');
+      scans++;
+      // entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or a restart
+      for (;;) {
+        while (p < n && b[p] !== 0xff) p++;
+        if (p + 1 >= n) throw truncated();
+        const next = b[p + 1];
+        if (next === 0x00 || (next >= 0xd0 && next <= 0xd7) || next === 0xff) {
+          p += next === 0xff ? 1 : 2;
+          continue;
+        }
+        break;
+      }
+    }
+  }
+}
+
+/** Validates a file's structure and reads its size; throws ImageError saying what is wrong. */
+export function checkImage(b: Uint8Array): ImageInfo {
+  if (b.length === 0) throw new ImageError('empty file');
+  const format = sniffFormat(b);
+  if (format === 'png') return checkPng(b).info;
+  if (format === 'jpeg') return checkJpeg(b);
+  const other = otherFormat(b);
+  if (other) throw new ImageError(`${other} images are not supported (only PNG and JPEG)`);
+  throw new ImageError('not a PNG or JPEG image (unrecognised content)');
+}
+
+/** The bytes without one [start, end) range (used to drop a tRNS chunk). */
+function without(b: Uint8Array, [start, end]: [number, number]): Uint8Array {
+  const out = new Uint8Array(b.length - (end - start));
+  out.set(b.subarray(0, start));
+  out.set(b.subarray(end), start);
+  return out;
+}
+
+function decodePng(b: Uint8Array, readPng: PngReader): RgbImage {
+  const layout = checkPng(b);
+  // pngjs blacks out pixels whose colour matches a grey/RGB tRNS key; Pillow's convert('RGB')
+  // keeps them (it only drops alpha). Without the chunk pngjs leaves them alone.
+  const bytes = layout.trns && layout.colorType !== 3 ? without(b, layout.trns) : b;
+  const sixteen = layout.depth === 16;
+  const png = readPng(bytes, { skipRescale: sixteen });
+  const { width, height } = png;
+  const src = png.data;
+  const out = new Uint8Array(width * height * 3);
+  // pngjs returns RGBA; 16-bit samples keep their high byte, as Pillow reads 16-bit RGB(A).
+  const shift = sixteen ? 8 : 0;
+  for (let i = 0, j = 0; j < out.length; i += 4, j += 3) {
+    out[j] = src[i] >> shift;
+    out[j + 1] = src[i + 1] >> shift;
+    out[j + 2] = src[i + 2] >> shift;
+  }
+  return { width, height, data: out };
+}
+
+function decodeJpeg(b: Uint8Array): RgbImage {
+  checkJpeg(b);
+  const img = jpeg.decode(b, { useTArray: true, formatAsRGBA: false });
+  return { width: img.width, height: img.height, data: img.data };
+}
+
+/** Decodes a PNG or JPEG file to 8-bit RGB; throws ImageError (reason only) when it can't. */
+export function decodeRgb(b: Uint8Array, readPng: PngReader): RgbImage {
+  const format = sniffFormat(b);
+  if (!format) checkImage(b); // throws the reason
+  try {
+    return format === 'png' ? decodePng(b, readPng) : decodeJpeg(b);
+  } catch (e) {
+    if (e instanceof ImageError) throw e;
+    throw new ImageError(`cannot decode the ${format!.toUpperCase()} data: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,114 @@
+// Test images written with pngjs and jpeg-js (and a raw chunk splicer for the PNG variants they
+// cannot write), plus temp-folder helpers for the io tests.
+import jpeg from 'jpeg-js';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { PNG } from 'pngjs';
+
+/** A deterministic RGB pattern, height x width x 3 bytes. */
+export function pattern(h: number, w: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(h * w * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 3;
+      out[i] = (x * 23 + y * 7 + seed * 50) & 255;
+      out[i + 1] = (y * 31 + seed * 90) & 255;
+      out[i + 2] = (x * y * 5 + seed * 13) & 255;
+    }
+  }
+  return out;
+}
+
+function rgba(h: number, w: number, rgb: Uint8Array, alpha: (i: number) => number = () => 255): Buffer {
+  const data = Buffer.alloc(h * w * 4);
+  for (let i = 0; i < h * w; i++) {
+    data[i * 4] = rgb[i * 3];
+    data[i * 4 + 1] = rgb[i * 3 + 1];
+    data[i * 4 + 2] = rgb[i * 3 + 2];
+    data[i * 4 + 3] = alpha(i);
+  }
+  return data;
+}
+
+export function pngRgb(h: number, w: number, rgb: Uint8Array): Uint8Array {
+  const png = new PNG({ width: w, height: h });
+  png.data = rgba(h, w, rgb);
+  return new Uint8Array(PNG.sync.write(png, { colorType: 2 }));
+}
+
+export function pngRgba(h: number, w: number, rgb: Uint8Array, alpha: (i: number) => number): Uint8Array {
+  const png = new PNG({ width: w, height: h });
+  png.data = rgba(h, w, rgb, alpha);
+  return new Uint8Array(PNG.sync.write(png, { colorType: 6 }));
+}
+
+/** 8-bit grayscale (colorType 0) or grayscale + alpha (4) from one gray byte per pixel. */
+export function pngGray(h: number, w: number, gray: Uint8Array, withAlpha = false): Uint8Array {
+  const png = new PNG({ width: w, height: h });
+  const data = Buffer.alloc(h * w * 4);
+  for (let i = 0; i < h * w; i++) data.fill(gray[i], i * 4, i * 4 + 3), (data[i * 4 + 3] = withAlpha ? (i * 40) & 255 : 255);
+  png.data = data;
+  return new Uint8Array(PNG.sync.write(png, { colorType: withAlpha ? 4 : 0, inputColorType: 6 }));
+}
+
+/** 16-bit RGB (colorType 2) or gray (0) from 16-bit samples (3 or 1 per pixel). */
+export function png16(h: number, w: number, samples: Uint16Array, gray: boolean): Uint8Array {
+  const png = new PNG({ width: w, height: h, bitDepth: 16 });
+  const data = new Uint16Array(h * w * 4);
+  for (let i = 0; i < h * w; i++) {
+    for (let k = 0; k < 3; k++) data[i * 4 + k] = gray ? samples[i] : samples[i * 3 + k];
+    data[i * 4 + 3] = 65535;
+  }
+  png.data = Buffer.from(data.buffer);
+  return new Uint8Array(PNG.sync.write(png, { colorType: gray ? 0 : 2, inputColorType: 6, bitDepth: 16, inputHasAlpha: true }));
+}
+
+let crcTable: Uint32Array | null = null;
+function crc32(b: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (const v of b) c = crcTable[(c ^ v) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Inserts a chunk (with a correct CRC) before the first IDAT of a PNG. */
+export function withChunk(png: Uint8Array, type: string, data: Uint8Array): Uint8Array {
+  let p = 8;
+  while (String.fromCharCode(...png.subarray(p + 4, p + 8)) !== 'IDAT') p += 12 + new DataView(png.buffer, png.byteOffset).getUint32(p);
+  const chunk = new Uint8Array(12 + data.length);
+  const dv = new DataView(chunk.buffer);
+  dv.setUint32(0, data.length);
+  chunk.set([...type].map((c) => c.charCodeAt(0)), 4);
+  chunk.set(data, 8);
+  dv.setUint32(8 + data.length, crc32(chunk.subarray(4, 8 + data.length)));
+  const out = new Uint8Array(png.length + chunk.length);
+  out.set(png.subarray(0, p));
+  out.set(chunk, p);
+  out.set(png.subarray(p), p + chunk.length);
+  return out;
+}
+
+export function jpegRgb(h: number, w: number, rgb: Uint8Array, quality = 95): Uint8Array {
+  return new Uint8Array(jpeg.encode({ width: w, height: h, data: rgba(h, w, rgb) }, quality).data);
+}
+
+export function tempDir(prefix = 'io-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Writes files (path -> bytes or text) under root, creating folders. */
+export function writeTree(root: string, files: Record<string, Uint8Array | string | null>): void {
+  for (const [rel, content] of Object.entries(files)) {
+    const path = join(root, rel);
+    mkdirSync(content === null ? path : dirname(path), { recursive: true });
+    if (content !== null) writeFileSync(path, content);
+  }
+}
