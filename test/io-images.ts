@@ -79,21 +79,33 @@ function crc32(b: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** Inserts a chunk (with a correct CRC) before the first IDAT of a PNG. */
-export function withChunk(png: Uint8Array, type: string, data: Uint8Array): Uint8Array {
+function firstIdat(png: Uint8Array): number {
   let p = 8;
   while (String.fromCharCode(...png.subarray(p + 4, p + 8)) !== 'IDAT') p += 12 + new DataView(png.buffer, png.byteOffset).getUint32(p);
+  return p;
+}
+
+function chunk(type: string, data: Uint8Array): Uint8Array {
   const chunk = new Uint8Array(12 + data.length);
   const dv = new DataView(chunk.buffer);
   dv.setUint32(0, data.length);
   chunk.set([...type].map((c) => c.charCodeAt(0)), 4);
   chunk.set(data, 8);
   dv.setUint32(8 + data.length, crc32(chunk.subarray(4, 8 + data.length)));
-  const out = new Uint8Array(png.length + chunk.length);
-  out.set(png.subarray(0, p));
-  out.set(chunk, p);
-  out.set(png.subarray(p), p + chunk.length);
-  return out;
+  return chunk;
+}
+
+/** Inserts a chunk (with a correct CRC) before the first IDAT of a PNG. */
+export function withChunk(png: Uint8Array, type: string, data: Uint8Array): Uint8Array {
+  const p = firstIdat(png);
+  return new Uint8Array([...png.subarray(0, p), ...chunk(type, data), ...png.subarray(p)]);
+}
+
+/** Replaces the data of the (only) IDAT chunk, with a correct CRC: a well-formed file with bad pixels. */
+export function withIdat(png: Uint8Array, data: Uint8Array): Uint8Array {
+  const p = firstIdat(png);
+  const len = new DataView(png.buffer, png.byteOffset).getUint32(p);
+  return new Uint8Array([...png.subarray(0, p), ...chunk('IDAT', data), ...png.subarray(p + 12 + len)]);
 }
 
 export function jpegRgb(h: number, w: number, rgb: Uint8Array, quality = 95): Uint8Array {

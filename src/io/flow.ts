@@ -168,9 +168,8 @@ export class DirectoryIterator implements AsyncIterable<ImageBatch> {
     return { x, y };
   }
 
-  /** Plans batches until `prefetch` are waiting (at least the one about to be consumed). */
-  private fill(): void {
-    const want = Math.max(1, this.setup.prefetch);
+  /** Plans batches until `want` are queued. */
+  private fill(want: number): void {
     while (!this.closed && this.queue.length < want) {
       const { indices, params } = this.plan();
       const batch = this.assemble(indices, params);
@@ -182,9 +181,9 @@ export class DirectoryIterator implements AsyncIterable<ImageBatch> {
   /** The next batch of the stream, with the time spent waiting for it recorded in `waits`. */
   async nextBatch(): Promise<ImageBatch> {
     if (this.closed) throw new Error(`${this.setup.what}: the flow was closed`);
-    this.fill();
+    this.fill(1);
     const item = this.queue.shift()!;
-    this.fill(); // keep the loader busy while the consumer works on this one
+    this.fill(this.setup.prefetch); // keep the loader busy while the consumer works on this one
     const t0 = now();
     const batch = await item.batch;
     this.waits.push(now() - t0);
