@@ -17,9 +17,12 @@ import type { ImageSpec } from './pipeline.ts';
 
 const PER_WORKER = 2;
 
-/** Worker threads to use by default: the cores left after the main thread, at most 4. */
+/**
+ * Worker threads to use by default: the cores left after the main thread, at most 8 (a 240x360
+ * JPEG takes jpeg-js 10-40 ms to decode, so a fast GPU needs several decoding in parallel).
+ */
 export function defaultWorkerCount(): number {
-  return Math.max(1, Math.min(4, availableParallelism() - 1));
+  return Math.max(1, Math.min(8, availableParallelism() - 1));
 }
 
 /**
