@@ -1,0 +1,171 @@
+// Conv2d as an implicit GEMM with workgroup-memory tiles: the portable kernel (any adapter, any
+// channel count). Used for the forward pass and, on the flipped kernel, for the input gradient.
+//
+//   y[m, n] = act(sum_k A[m, k] * B[k, n] + bias[n])
+//   m = output pixel (N*outH*outW), n = output channel, k = (ky, kx, ci), B = w in HWIO [K, Cout].
+//   A[m, k] = x[pixel m shifted by (ky - padTop, kx - padLeft), ci], zero outside the input;
+//   with MASK_IN, A is multiplied by (mask > 0) on load (ReLU backward: dz = dy * (y > 0)).
+//
+// A workgroup of 8x8 invocations computes a 32x32 tile of y, each invocation 4x4 outputs
+// (rows ty + 8i, columns tx + 8j, so neighbouring invocations touch neighbouring channels).
+// K advances in steps of 16: the 32x16 slice of A and the 16x32 slice of B are staged in
+// workgroup memory, both loaded along the contiguous channel axis. With VEC4 (Cin % 4 == 0 and
+// Cout % 4 == 0) the staging loads are vec4.
+
+struct Shape {
+  inH: u32, inW: u32, cin: u32, cout: u32,
+  outH: u32, outW: u32, kh: u32, kw: u32,
+  padTop: u32, padLeft: u32, m: u32, colGroups: u32,
+}
+
+@group(0) @binding(0) var<uniform> shape: Shape;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mask: array<f32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(7) var<storage, read> w4: array<vec4f>;
+
+override RELU_OUT: bool = false;
+override MASK_IN: bool = false;
+override VEC4: bool = false;
+
+const BM: u32 = 32u;
+const BN: u32 = 32u;
+const BK: u32 = 16u;
+var<workgroup> As: array<f32, 512>; // [kk][mm], BK x BM
+var<workgroup> Bs: array<f32, 512>; // [kk][nn], BK x BN
+
+fn loadX(i: u32) -> f32 {
+  var v = x[i];
+  if (MASK_IN && !(mask[i] > 0.0)) { v = 0.0; }
+  return v;
+}
+
+fn loadX4(i: u32) -> vec4f {
+  var v = x4[i];
+  if (MASK_IN) {
+    let mk = vec4f(mask[4u * i], mask[4u * i + 1u], mask[4u * i + 2u], mask[4u * i + 3u]);
+    v = select(vec4f(0.0), v, mk > vec4f(0.0));
+  }
+  return v;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let g = wid.y * nwg.x + wid.x;
+  let m0 = (g / shape.colGroups) * BM;
+  let n0 = (g % shape.colGroups) * BN;
+  let tx = lid % 8u;
+  let ty = lid / 8u;
+  let kTotal = shape.kh * shape.kw * shape.cin;
+  let hw = shape.outH * shape.outW;
+
+  // Staging of A: scalar path, invocation lid loads (mm = lid / 16 + 4r, kk = lid % 16) for
+  // r < 8; vec4 path, (mm = lid / 4 + 16r, kk = 4 * (lid % 4) .. + 3) for r < 2. The pixels
+  // an invocation stages never change, so decode them once.
+  var pix: array<vec3i, 8>;
+  var pixOk: array<bool, 8>;
+  for (var r = 0u; r < 8u; r++) {
+    var mm = lid / 16u + 4u * r;
+    if (VEC4) { mm = lid / 4u + 16u * (r % 2u); }
+    let m = m0 + mm;
+    pixOk[r] = m < shape.m;
+    let mc = min(m, shape.m - 1u);
+    pix[r] = vec3i(i32(mc / hw), i32((mc % hw) / shape.outW), i32(mc % shape.outW));
+  }
+
+  var acc: array<f32, 16>;
+  for (var k0 = 0u; k0 < kTotal; k0 += BK) {
+    if (VEC4) {
+      // A: 32 pixels x 4 vec4 of channels; a vec4 never straddles a tap since Cin % 4 == 0.
+      let kk = 4u * (lid % 4u);
+      let k = k0 + kk;
+      let tap = k / shape.cin;
+      let ci = k % shape.cin;
+      let d = vec2i(i32(tap / shape.kw) - i32(shape.padTop), i32(tap % shape.kw) - i32(shape.padLeft));
+      for (var r = 0u; r < 2u; r++) {
+        let mm = lid / 4u + 16u * r;
+        let q = pix[r].yz + d;
+        var v = vec4f(0.0);
+        if (k < kTotal && pixOk[r] && q.x >= 0 && q.x < i32(shape.inH) && q.y >= 0 && q.y < i32(shape.inW)) {
+          v = loadX4((u32((pix[r].x * i32(shape.inH) + q.x) * i32(shape.inW) + q.y) * shape.cin + ci) / 4u);
+        }
+        As[kk * BM + mm] = v.x;
+        As[(kk + 1u) * BM + mm] = v.y;
+        As[(kk + 2u) * BM + mm] = v.z;
+        As[(kk + 3u) * BM + mm] = v.w;
+      }
+      // B: 16 rows x 8 vec4 of output channels.
+      for (var r = 0u; r < 2u; r++) {
+        let e = lid + 64u * r;
+        let kb = e / 8u;
+        let nb = 4u * (e % 8u);
+        var v = vec4f(0.0);
+        if (k0 + kb < kTotal && n0 + nb < shape.cout) {
+          v = w4[((k0 + kb) * shape.cout + n0 + nb) / 4u];
+        }
+        Bs[kb * BN + nb] = v.x;
+        Bs[kb * BN + nb + 1u] = v.y;
+        Bs[kb * BN + nb + 2u] = v.z;
+        Bs[kb * BN + nb + 3u] = v.w;
+      }
+    } else {
+      let kk = lid % 16u;
+      let k = k0 + kk;
+      let tap = k / shape.cin;
+      let ci = k % shape.cin;
+      let d = vec2i(i32(tap / shape.kw) - i32(shape.padTop), i32(tap % shape.kw) - i32(shape.padLeft));
+      for (var r = 0u; r < 8u; r++) {
+        let mm = lid / 16u + 4u * r;
+        let q = pix[r].yz + d;
+        var v = 0.0;
+        if (k < kTotal && pixOk[r] && q.x >= 0 && q.x < i32(shape.inH) && q.y >= 0 && q.y < i32(shape.inW)) {
+          v = loadX(u32((pix[r].x * i32(shape.inH) + q.x) * i32(shape.inW) + q.y) * shape.cin + ci);
+        }
+        As[kk * BM + mm] = v;
+      }
+      for (var r = 0u; r < 8u; r++) {
+        let e = lid + 64u * r;
+        let kb = e / BN;
+        let nb = e % BN;
+        var v = 0.0;
+        if (k0 + kb < kTotal && n0 + nb < shape.cout) {
+          v = w[(k0 + kb) * shape.cout + n0 + nb];
+        }
+        Bs[kb * BN + nb] = v;
+      }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      var a: array<f32, 4>;
+      var b: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) {
+        a[i] = As[kk * BM + ty + 8u * i];
+        b[i] = Bs[kk * BN + tx + 8u * i];
+      }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+          acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]);
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+
+  for (var j = 0u; j < 4u; j++) {
+    let n = n0 + tx + 8u * j;
+    if (n >= shape.cout) { continue; }
+    let bn = bias[n];
+    for (var i = 0u; i < 4u; i++) {
+      let m = m0 + ty + 8u * i;
+      if (m < shape.m) {
+        var v = acc[i * 4u + j] + bn;
+        if (RELU_OUT) { v = max(v, 0.0); }
+        y[m * shape.cout + n] = v;
+      }
+    }
+  }
+}

@@ -1,0 +1,340 @@
+import { fmtBytes, type Gpu, type GpuOp, type Pipeline } from '../gpu/index.ts';
+
+/** A 2-D convolution layer's shape: stride 1, NHWC activations, HWIO (Keras) weights. */
+export interface Conv2dShape {
+  batch: number;
+  height: number;
+  width: number;
+  inChannels: number;
+  outChannels: number;
+  kernelSize: [number, number];
+  padding: 'same' | 'valid';
+  activation: 'relu' | 'linear';
+  label?: string;
+}
+
+/**
+ * Kernel choices; create() picks them from the adapter and the shape, the tuning script and the
+ * tests override them.
+ */
+export interface Conv2dTuning {
+  /**
+   * 'subgroup': kernels that share loaded values across a SIMD-8 subgroup (fast on lavapipe;
+   * needs the 'subgroups' feature, subgroups of at least 8 and Cin, Cout divisible by 4).
+   * 'tiled': workgroup-memory tiles, any adapter and any channel count.
+   */
+  variant: 'subgroup' | 'tiled';
+  /** Subgroup forward / input-gradient tile: 8 * pixelGroups output pixels (1..6) x 32 channels. */
+  pixelGroups: number;
+  /** Filter gradient: how many parts the sum over output pixels is split into (split-K). */
+  splits: number;
+}
+
+/** Forward and input-gradient GEMM geometry: a stride-1 convolution with explicit padding. */
+interface Geometry {
+  inH: number; inW: number; cin: number; cout: number;
+  outH: number; outW: number; kh: number; kw: number;
+  padTop: number; padLeft: number; m: number;
+}
+
+const SG = 8; // lanes of the subgroup kernels (their workgroup size)
+const TILE = 32; // rows / columns of every GEMM tile
+
+/**
+ * Conv2d forward (y = act(conv(x, w) + b), bias and ReLU fused), input gradient and filter / bias
+ * gradients, each an implicit GEMM. Shapes are fixed at create(); ops bind their buffers once
+ * and can be replayed.
+ */
+export class Conv2dKernel {
+  readonly label: string;
+  readonly outHeight: number;
+  readonly outWidth: number;
+  readonly tuning: Readonly<Conv2dTuning>;
+
+  private readonly fwd: Geometry;
+  private readonly bwd: Geometry;
+  private readonly uniforms: GPUBuffer[] = [];
+  private readonly scratch: GPUBuffer[] = [];
+  private flipped?: GPUBuffer;
+  private zeroBias?: GPUBuffer;
+  private partials?: { weights: GPUBuffer; bias: GPUBuffer };
+
+  private constructor(
+    private readonly gpu: Gpu,
+    readonly shape: Readonly<Conv2dShape>,
+    tuning: Conv2dTuning,
+    private readonly pipelines: {
+      forward: Pipeline; backwardInput: Pipeline; flip: Pipeline; filter: Pipeline; reduce: Pipeline;
+    },
+  ) {
+    const s = shape;
+    this.label = s.label ?? 'conv2d';
+    this.tuning = tuning;
+    const [kh, kw] = s.kernelSize;
+    const same = s.padding === 'same';
+    this.outHeight = same ? s.height : s.height - kh + 1;
+    this.outWidth = same ? s.width : s.width - kw + 1;
+    // TF 'same': pad_top = floor((kh - 1) / 2), the extra row (even kernels) at the bottom.
+    const padTop = same ? Math.floor((kh - 1) / 2) : 0;
+    const padLeft = same ? Math.floor((kw - 1) / 2) : 0;
+    this.fwd = {
+      inH: s.height, inW: s.width, cin: s.inChannels, cout: s.outChannels,
+      outH: this.outHeight, outW: this.outWidth, kh, kw, padTop, padLeft,
+      m: s.batch * this.outHeight * this.outWidth,
+    };
+    // dx = conv(dz, rotated w) with the complementary padding; Cin and Cout swap roles.
+    this.bwd = {
+      inH: this.outHeight, inW: this.outWidth, cin: s.outChannels, cout: s.inChannels,
+      outH: s.height, outW: s.width, kh, kw, padTop: kh - 1 - padTop, padLeft: kw - 1 - padLeft,
+      m: s.batch * s.height * s.width,
+    };
+  }
+
+  /**
+   * Validates the shape (errors name the layer, the shape and what is wrong, including any
+   * buffer over the adapter's maxStorageBufferBindingSize) and compiles the pipelines.
+   */
+  static async create(gpu: Gpu, shape: Conv2dShape, tuning: Partial<Conv2dTuning> = {}): Promise<Conv2dKernel> {
+    const t = Conv2dKernel.plan(gpu, shape, tuning);
+    const variant = t.variant;
+    const relu = shape.activation === 'relu';
+    const vec4 = shape.inChannels % 4 === 0 && shape.outChannels % 4 === 0;
+    const gemm = (c: Record<string, number>) => variant === 'subgroup'
+      ? gpu.pipeline('conv2d_sg', { entryPoint: 'main', constants: { PI: t.pixelGroups, ...c } })
+      : gpu.pipeline('conv2d', { entryPoint: 'main', constants: { VEC4: vec4 ? 1 : 0, ...c } });
+    const [forward, backwardInput, flip, filter, reduce] = await Promise.all([
+      gemm({ RELU_OUT: relu ? 1 : 0, MASK_IN: 0 }),
+      gemm({ RELU_OUT: 0, MASK_IN: relu ? 1 : 0 }),
+      gpu.pipeline('conv2d_grad_input', { entryPoint: 'flip' }),
+      gpu.pipeline(variant === 'subgroup' ? 'conv2d_grad_filter_sg' : 'conv2d_grad_filter', { entryPoint: 'main', constants: { RELU: relu ? 1 : 0 } }),
+      gpu.pipeline('conv2d_grad_filter', { entryPoint: 'reduce' }),
+    ]);
+    return new Conv2dKernel(gpu, shape, t, { forward, backwardInput, flip, filter, reduce });
+  }
+
+  /** Checks the shape and completes the tuning (adapter-dependent defaults). */
+  private static plan(gpu: Gpu, shape: Conv2dShape, tuning: Partial<Conv2dTuning>): Conv2dTuning {
+    const label = shape.label ?? 'conv2d';
+    const desc = describe(shape);
+    const fail = (what: string): never => {
+      throw new Error(`${label}: conv2d ${desc}: ${what}`);
+    };
+    const ints: [string, unknown][] = [
+      ['batch', shape.batch], ['height', shape.height], ['width', shape.width],
+      ['inChannels', shape.inChannels], ['outChannels', shape.outChannels],
+      ['kernelSize[0]', shape.kernelSize?.[0]], ['kernelSize[1]', shape.kernelSize?.[1]],
+    ];
+    for (const [name, v] of ints) {
+      if (!Number.isInteger(v) || (v as number) < 1) fail(`${name} must be a positive integer, got ${String(v)}`);
+    }
+    if (shape.padding !== 'same' && shape.padding !== 'valid') fail(`padding must be 'same' or 'valid', got ${String(shape.padding)}`);
+    if (shape.activation !== 'relu' && shape.activation !== 'linear') fail(`activation must be 'relu' or 'linear', got ${String(shape.activation)}`);
+    const [kh, kw] = shape.kernelSize;
+    if (shape.padding === 'valid' && (kh > shape.height || kw > shape.width)) {
+      fail(`the ${kh}x${kw} kernel is larger than the ${shape.height}x${shape.width} input with 'valid' padding`);
+    }
+
+    const outH = shape.padding === 'same' ? shape.height : shape.height - kh + 1;
+    const outW = shape.padding === 'same' ? shape.width : shape.width - kw + 1;
+    const kTotal = kh * kw * shape.inChannels;
+    const m = shape.batch * outH * outW;
+    const max = gpu.limits.maxStorageBufferBindingSize;
+    const sizes: [string, number][] = [
+      ['input x', shape.batch * shape.height * shape.width * shape.inChannels * 4],
+      ['output y', m * shape.outChannels * 4],
+      ['weights w', kTotal * shape.outChannels * 4],
+    ];
+    for (const [name, bytes] of sizes) {
+      if (bytes > max) fail(`${name} needs ${fmtBytes(bytes)}, over this adapter's maxStorageBufferBindingSize of ${fmtBytes(max)}; use a smaller batch or input size`);
+    }
+
+    const vec4 = shape.inChannels % 4 === 0 && shape.outChannels % 4 === 0;
+    const canSubgroup = vec4 && gpu.features.has('subgroups') && subgroupMinSize(gpu) >= SG;
+    let variant = tuning.variant;
+    if (variant === 'subgroup' && !canSubgroup) {
+      fail(`the subgroup kernels need the 'subgroups' feature with subgroups of at least ${SG} and channel counts divisible by 4`);
+    }
+    // The subgroup kernels run 8 invocations per workgroup: right for CPU adapters, where a
+    // workgroup is one SIMD loop, too few for a real GPU.
+    variant ??= canSubgroup && gpu.adapter.isFallbackAdapter ? 'subgroup' : 'tiled';
+    if (gpu.limits.maxComputeInvocationsPerWorkgroup < 64 && variant === 'tiled') {
+      fail(`the tiled kernels need 64 invocations per workgroup; this adapter allows ${gpu.limits.maxComputeInvocationsPerWorkgroup}`);
+    }
+    const pixelGroups = tuning.pixelGroups ?? 4;
+    if (!Number.isInteger(pixelGroups) || pixelGroups < 1 || pixelGroups > 6) fail(`tuning.pixelGroups must be 1..6, got ${pixelGroups}`);
+
+    // Split the filter-gradient sum over pixels so a GPU gets enough workgroups (~1024), each
+    // summing at least 256 pixels, and the partial sums stay small.
+    const tiles = Math.ceil(kTotal / TILE) * Math.ceil(shape.outChannels / TILE);
+    let splits = tuning.splits ?? Math.max(1, Math.min(16, Math.ceil(1024 / tiles), Math.floor(m / 256)));
+    if (!Number.isInteger(splits) || splits < 1) fail(`tuning.splits must be a positive integer, got ${splits}`);
+    splits = Math.min(splits, m);
+    const budget = Math.min(max, 256 << 20);
+    while (splits > 1 && splits * kTotal * shape.outChannels * 4 > budget) splits--;
+    return { variant, pixelGroups, splits };
+  }
+
+  /** 2 * multiply-adds of each pass (the same count for all three, as usually reported). */
+  flops(): { forward: number; backwardInput: number; backwardFilter: number } {
+    const g = this.fwd;
+    const f = 2 * g.m * g.cout * g.kh * g.kw * g.cin;
+    return { forward: f, backwardInput: f, backwardFilter: f };
+  }
+
+  /** y = act(conv(x, w) + b). */
+  forward(b: { x: GPUBuffer; w: GPUBuffer; b: GPUBuffer; y: GPUBuffer }): GpuOp {
+    this.checkSizes('forward', { x: [b.x, this.inputBytes()], w: [b.w, this.weightBytes()], b: [b.b, this.shape.outChannels * 4], y: [b.y, this.outputBytes()] });
+    return this.gemm('forward', this.pipelines.forward, this.fwd, b.x, b.x, b.w, b.b, b.y);
+  }
+
+  /**
+   * dx = dL/dx from dy = dL/dy; with ReLU, y (the forward output) masks dy: dz = dy * (y > 0).
+   * Two passes: rotate w into a scratch buffer, then the forward GEMM on dz.
+   */
+  backwardInput(b: { dy: GPUBuffer; y?: GPUBuffer; w: GPUBuffer; dx: GPUBuffer }): GpuOp {
+    const mask = this.requireY('backwardInput', b.y);
+    this.checkSizes('backwardInput', { dy: [b.dy, this.outputBytes()], y: [mask ?? b.dy, this.outputBytes()], w: [b.w, this.weightBytes()], dx: [b.dx, this.inputBytes()] });
+    const gpu = this.gpu;
+    const s = this.shape;
+    const [kh, kw] = s.kernelSize;
+    this.flipped ??= this.keep(gpu.createBuffer(`${this.label} conv2d.rotated_w`, this.weightBytes()));
+    this.zeroBias ??= this.keep(gpu.createBuffer(`${this.label} conv2d.zero_bias`, s.inChannels * 4));
+    const fshape = this.uniform('flip', new Uint32Array([kh, kw, s.inChannels, s.outChannels]));
+    const flip = this.pipelines.flip;
+    const n = kh * kw * s.inChannels * s.outChannels;
+    const flipOp = gpu.dispatch(`${this.label} conv2d.rotate_w ${kh}x${kw}x${s.inChannels}x${s.outChannels}`, flip,
+      gpu.bindGroup(flip, { fshape, w: b.w, wt: this.flipped }, `${this.label} conv2d.rotate_w`), gpu.grid(Math.ceil(n / 256)));
+    const gemm = this.gemm('backwardInput', this.pipelines.backwardInput, this.bwd, b.dy, mask ?? b.dy, this.flipped, this.zeroBias, b.dx);
+    return sequence(gemm.label, [flipOp, gemm]);
+  }
+
+  /** dw = dL/dw and db = dL/db (overwritten), from x and dy (and y when the activation is ReLU). */
+  backwardFilter(b: { x: GPUBuffer; dy: GPUBuffer; y?: GPUBuffer; dw: GPUBuffer; db: GPUBuffer }): GpuOp {
+    const mask = this.requireY('backwardFilter', b.y);
+    this.checkSizes('backwardFilter', { x: [b.x, this.inputBytes()], dy: [b.dy, this.outputBytes()], y: [mask ?? b.dy, this.outputBytes()], dw: [b.dw, this.weightBytes()], db: [b.db, this.shape.outChannels * 4] });
+    const gpu = this.gpu;
+    const g = this.fwd;
+    const splits = this.tuning.splits;
+    const kTotal = g.kh * g.kw * g.cin;
+    const sub = this.tuning.variant === 'subgroup';
+    const colGroups = sub ? Math.ceil(g.cout / 4 / SG) : Math.ceil(g.cout / TILE);
+    const kTiles = sub ? g.kh * g.kw * Math.ceil(g.cin / 4 / SG) : Math.ceil(kTotal / TILE);
+    // Each split sums a whole number of steps (16 pixels in the tiled kernel, 4 in the other).
+    const step = sub ? 4 : 16;
+    const mPerSplit = Math.ceil(g.m / splits / step) * step;
+    const used = Math.ceil(g.m / mPerSplit);
+    if (splits > 1) {
+      this.partials ??= {
+        weights: this.keep(gpu.createBuffer(`${this.label} conv2d.dw_partials`, splits * kTotal * g.cout * 4)),
+        bias: this.keep(gpu.createBuffer(`${this.label} conv2d.db_partials`, splits * g.cout * 4)),
+      };
+    }
+    const out = splits > 1 ? this.partials!.weights : b.dw;
+    const outBias = splits > 1 ? this.partials!.bias : b.db;
+    const shape = this.uniform('filter', new Uint32Array([
+      g.inH, g.inW, g.cin, g.cout, g.outH, g.outW, g.kh, g.kw, g.padTop, g.padLeft, g.m, colGroups,
+      kTiles, mPerSplit, used, 0,
+    ]));
+    const p = this.pipelines.filter;
+    const label = `${this.label} conv2d.backwardFilter ${this.dims()} splits=${used}`;
+    const res: Record<string, GPUBuffer> = sub
+      ? { shape, x4: b.x, dy4: b.dy, y4: mask ?? b.dy, out4: out, outBias4: outBias }
+      : { shape, x: b.x, dy: b.dy, y: mask ?? b.dy, out, outBias };
+    const filterOp = gpu.dispatch(label, p, gpu.bindGroup(p, res, label), gpu.grid(colGroups * kTiles * used));
+    if (splits === 1) return filterOp;
+    // Partials of unused splits (when pixels run out first) are never written: sum only `used`.
+    const r = this.pipelines.reduce;
+    const kc = kTotal * g.cout;
+    const rshape = this.uniform('reduce', new Uint32Array([kc, g.cout, used, 0]));
+    const reduceLabel = `${this.label} conv2d.backwardFilter.reduce ${this.dims()} splits=${used}`;
+    const reduceOp = gpu.dispatch(reduceLabel, r,
+      gpu.bindGroup(r, { rshape, part: this.partials!.weights, partBias: this.partials!.bias, dw: b.dw, db: b.db }, reduceLabel),
+      gpu.grid(Math.ceil((kc + g.cout) / 256)));
+    return sequence(label, [filterOp, reduceOp]);
+  }
+
+  /** Releases the uniforms and scratch buffers this kernel allocated (not the caller's buffers). */
+  destroy(): void {
+    for (const buf of [...this.uniforms, ...this.scratch]) this.gpu.destroyBuffer(buf);
+    this.uniforms.length = 0;
+    this.scratch.length = 0;
+    this.flipped = undefined;
+    this.zeroBias = undefined;
+    this.partials = undefined;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private gemm(pass: string, p: Pipeline, g: Geometry, x: GPUBuffer, mask: GPUBuffer, w: GPUBuffer, bias: GPUBuffer, y: GPUBuffer): GpuOp {
+    const gpu = this.gpu;
+    const sub = this.tuning.variant === 'subgroup';
+    const rows = sub ? SG * this.tuning.pixelGroups : TILE;
+    const colGroups = sub ? Math.ceil(g.cout / 4 / SG) : Math.ceil(g.cout / TILE);
+    const shape = this.uniform(pass, new Uint32Array([
+      g.inH, g.inW, g.cin, g.cout, g.outH, g.outW, g.kh, g.kw, g.padTop, g.padLeft, g.m, colGroups,
+    ]));
+    const res: Record<string, GPUBuffer> = sub
+      ? { shape, x4: x, mask4: mask, w4: w, bias4: bias, y4: y }
+      : { shape, x, mask, w, bias, y, x4: x, w4: w };
+    const label = `${this.label} conv2d.${pass} ${this.dims()}`;
+    return gpu.dispatch(label, p, gpu.bindGroup(p, res, label), gpu.grid(colGroups * Math.ceil(g.m / rows)));
+  }
+
+  private dims(): string {
+    const s = this.shape;
+    return `N=${s.batch} H=${s.height} W=${s.width} Cin=${s.inChannels} Cout=${s.outChannels} k=${s.kernelSize[0]}x${s.kernelSize[1]} ${s.padding}`;
+  }
+
+  private uniform(what: string, data: Uint32Array): GPUBuffer {
+    const buf = this.gpu.uniform(`${this.label} conv2d.${what}.shape`, data);
+    this.uniforms.push(buf);
+    return buf;
+  }
+
+  private keep(buf: GPUBuffer): GPUBuffer {
+    this.scratch.push(buf);
+    return buf;
+  }
+
+  private requireY(pass: string, y: GPUBuffer | undefined): GPUBuffer | undefined {
+    if (this.shape.activation !== 'relu') return undefined;
+    if (!y) throw new Error(`${this.label}: conv2d.${pass} needs y (the forward output) because the activation is 'relu'`);
+    return y;
+  }
+
+  private checkSizes(pass: string, bufs: Record<string, [GPUBuffer, number]>): void {
+    for (const [role, [buf, bytes]] of Object.entries(bufs)) {
+      if (buf.size < bytes) {
+        throw new Error(`${this.label}: conv2d.${pass} ${this.dims()}: buffer '${role}' (${buf.label}) holds ${fmtBytes(buf.size)}, needs ${fmtBytes(bytes)}`);
+      }
+    }
+  }
+
+  private inputBytes(): number {
+    const s = this.shape;
+    return s.batch * s.height * s.width * s.inChannels * 4;
+  }
+
+  private outputBytes(): number {
+    return this.fwd.m * this.shape.outChannels * 4;
+  }
+
+  private weightBytes(): number {
+    const s = this.shape;
+    return s.kernelSize[0] * s.kernelSize[1] * s.inChannels * s.outChannels * 4;
+  }
+}
+
+function describe(s: Conv2dShape): string {
+  const k = Array.isArray(s.kernelSize) ? s.kernelSize.join('x') : String(s.kernelSize);
+  return `[N=${s.batch}, H=${s.height}, W=${s.width}, Cin=${s.inChannels}] -> Cout=${s.outChannels}, kernel ${k}, padding ${s.padding}`;
+}
+
+function subgroupMinSize(gpu: Gpu): number {
+  const info = (gpu.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo;
+  return info?.subgroupMinSize ?? 0;
+}
+
+function sequence(label: string, ops: GpuOp[]): GpuOp {
+  return { label, encode: (encoder) => { for (const op of ops) op.encode(encoder); } };
+}
