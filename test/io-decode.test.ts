@@ -114,7 +114,7 @@ describe('structural check', () => {
 
   it('names what is wrong', () => {
     expect(reason(new Uint8Array(0))).toBe('empty file');
-    expect(reason(new TextEncoder().encode('hello, I am text'))).toMatch(/not a PNG or JPEG image/);
+    expect(reason(new TextEncoder().encode('hello, I am text'))).toMatch(/not a PNG, JPEG, BMP or PNM image/);
     expect(reason(png.subarray(0, png.length - 20))).toMatch(/truncated PNG/);
     expect(reason(png.subarray(0, 20))).toMatch(/truncated PNG/);
     const flipped = png.slice();
@@ -123,11 +123,55 @@ describe('structural check', () => {
     expect(reason(jpg.subarray(0, Math.floor(jpg.length * 0.6)))).toMatch(/truncated JPEG/);
     expect(reason(jpg.subarray(0, jpg.length - 2))).toMatch(/truncated JPEG/); // no EOI
     expect(reason(new TextEncoder().encode('GIF89a.....'))).toMatch(/GIF images are not supported/);
-    expect(reason(new TextEncoder().encode('BM..........'))).toMatch(/BMP images are not supported/);
+    expect(reason(new TextEncoder().encode('II*\0........'))).toMatch(/TIFF images are not supported/);
+    expect(reason(new TextEncoder().encode('BM..........'))).toMatch(/truncated BMP/);
+    expect(reason(new TextEncoder().encode('P6 4 4 255\n.....'))).toMatch(/truncated PNM/);
   });
 
   it('decodeRgb refuses what checkImage refuses', () => {
     expect(() => decodeRgb(png.subarray(0, 40), readPngNode)).toThrow(ImageError);
-    expect(() => decodeRgb(new TextEncoder().encode('nope'), readPngNode)).toThrow(/not a PNG or JPEG/);
+    expect(() => decodeRgb(new TextEncoder().encode('nope'), readPngNode)).toThrow(/not a PNG, JPEG/);
+  });
+});
+
+describe('BMP and PNM (the rest of Keras\'s extension list)', () => {
+  it.each(['rgb.bmp', 'rgba.bmp', 'palette.bmp', 'gray.bmp', 'bw.bmp', 'rgb.ppm', 'gray.pgm', 'bw.pbm'])('%s (written by Pillow) equals Pillow decoding', (name) => {
+    const img = decodeRgb(fixture(name), readPngNode);
+    expect([img.height, img.width]).toEqual([pillow[name].height, pillow[name].width]);
+    expect(Array.from(img.data)).toEqual(pillow[name].rgb);
+  });
+
+  it('plain (ASCII) PNM, maxval scaling and 16-bit samples', () => {
+    const text = (s: string) => new TextEncoder().encode(s);
+    expect(Array.from(decodeRgb(text('P3\n# comment\n2 1\n255\n255 0 10  1 2 3\n'), readPngNode).data)).toEqual([255, 0, 10, 1, 2, 3]);
+    expect(Array.from(decodeRgb(text('P2 2 1 15\n15 5\n'), readPngNode).data)).toEqual([255, 255, 255, 85, 85, 85]);
+    expect(Array.from(decodeRgb(text('P1 3 1\n101\n'), readPngNode).data)).toEqual([0, 0, 0, 255, 255, 255, 0, 0, 0]);
+    const wide = new Uint8Array([...text('P5 2 1 65535\n'), 0xff, 0xff, 0x80, 0x00]);
+    expect(Array.from(decodeRgb(wide, readPngNode).data)).toEqual([255, 255, 255, 128, 128, 128]);
+    expect(() => checkImage(text('P2 2 2 255\n1 2 3'))).toThrow(/truncated PNM \(3 of 4 samples\)/);
+  });
+
+  it('16-bit BMP with 5-6-5 bit fields; RLE is refused with a reason', () => {
+    // 2x1, BITMAPINFOHEADER + three masks, rows padded to 4 bytes
+    const b = new Uint8Array(14 + 40 + 12 + 4);
+    const dv = new DataView(b.buffer);
+    b.set([0x42, 0x4d]);
+    dv.setUint32(2, b.length, true);
+    dv.setUint32(10, 14 + 40 + 12, true);
+    dv.setUint32(14, 40, true);
+    dv.setInt32(18, 2, true);
+    dv.setInt32(22, 1, true);
+    dv.setUint16(26, 1, true);
+    dv.setUint16(28, 16, true);
+    dv.setUint32(30, 3, true);
+    dv.setUint32(54, 0xf800, true);
+    dv.setUint32(58, 0x07e0, true);
+    dv.setUint32(62, 0x001f, true);
+    dv.setUint16(66, 0xf800, true); // red
+    dv.setUint16(68, 0x07ff, true); // green + blue
+    expect(Array.from(decodeRgb(b, readPngNode).data)).toEqual([255, 0, 0, 0, 255, 255]);
+    dv.setUint32(30, 1, true);
+    expect(() => checkImage(b)).toThrow(/unsupported BMP \(RLE compression\)/);
+    expect(() => checkImage(b.subarray(0, 60))).toThrow(ImageError);
   });
 });

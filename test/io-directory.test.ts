@@ -109,7 +109,7 @@ describe('flowFromDirectory', () => {
     }
   });
 
-  it('decodes every PNG kind and JPEG kind in a folder', async () => {
+  it('decodes every PNG and JPEG kind, BMP and PNM in a folder', async () => {
     const dir = tempDir();
     const rgb = pattern(6, 6, 2);
     writeTree(dir, {
@@ -124,10 +124,12 @@ describe('flowFromDirectory', () => {
       'jpeg/baseline.jpg': jpegRgb(6, 6, rgb),
       'jpeg/progressive.jpeg': progressive,
       'jpeg/gray.jpg': new Uint8Array(readFileSync(new URL('./fixtures/images/gray.jpg', import.meta.url))),
+      'other/rgb.BMP': new Uint8Array(readFileSync(new URL('./fixtures/images/rgb.bmp', import.meta.url))),
+      'other/gray.ppm': new Uint8Array(readFileSync(new URL('./fixtures/images/gray.pgm', import.meta.url))),
     });
     const { out, opts } = sinks();
-    const flow = track(await new ImageDataGenerator().flowFromDirectory(dir, { targetSize: [6, 6], batchSize: 11, shuffle: false, ...opts }));
-    expect(out.log).toEqual(['Found 11 images belonging to 2 classes.']);
+    const flow = track(await new ImageDataGenerator().flowFromDirectory(dir, { targetSize: [6, 6], batchSize: 13, shuffle: false, ...opts }));
+    expect(out.log).toEqual(['Found 13 images belonging to 3 classes.']);
     expect(out.warn).toEqual([]);
     const [b] = await epoch(flow);
     const img = (name: string) => {
@@ -213,7 +215,7 @@ describe('flowFromDirectory: bad input', () => {
     expect(w).toMatch(/skipped 5 of 7 image files that cannot be used/);
     expect(w).toMatch(/a\/truncated.png: truncated PNG/);
     expect(w).toMatch(/a\/crc.png: corrupt PNG \(CRC mismatch/);
-    expect(w).toMatch(/a\/text.png: not a PNG or JPEG image/);
+    expect(w).toMatch(/a\/text.png: not a PNG, JPEG, BMP or PNM image/);
     expect(w).toMatch(/b\/truncated.jpg: truncated JPEG/);
     expect(w).toMatch(/b\/empty.jpeg: empty file/);
     expect(flow.skipped.map((s) => s.file).sort()).toEqual(['a/crc.png', 'a/text.png', 'a/truncated.png', 'b/empty.jpeg', 'b/truncated.jpg']);
@@ -250,7 +252,7 @@ describe('flowFromDirectory: bad input', () => {
     writeTree(dir, { 'a/x.png': 'junk', 'b/y.txt': 'text' });
     const { out, opts } = sinks();
     await expect(new ImageDataGenerator().flowFromDirectory(dir, opts)).rejects.toThrow(/no usable images in '.*' \(class folders: a, b/);
-    expect(out.warn[0]).toMatch(/a\/x.png: not a PNG or JPEG/);
+    expect(out.warn[0]).toMatch(/a\/x.png: not a PNG, JPEG/);
     await expect(new ImageDataGenerator().flowFromDirectory(dir, { classes: ['a', 'cats'], ...opts })).rejects.toThrow(/class folder 'cats' not found in .* \(it has: a, b\)/);
   });
 
@@ -310,7 +312,7 @@ describe('browser sources', () => {
     const flow = track(await new ImageDataGenerator({ rescale: 1 / 255 }).flowFromFiles(files(), { targetSize: [4, 5], classMode: 'binary', shuffle: false, ...opts }));
     expect(out.log).toEqual(['Found 3 images belonging to 2 classes.']);
     expect(flow.filenames).toEqual(['cats/a.jpg', 'cats/x/a.png', 'dogs/b.png']);
-    expect(out.warn.join('\n')).toMatch(/cats\/bad.png: not a PNG or JPEG/);
+    expect(out.warn.join('\n')).toMatch(/cats\/bad.png: not a PNG, JPEG/);
     expect(out.warn.join('\n')).toMatch(/outside the class folders: 'picked\/top.png'/);
     const [b] = await epoch(flow);
     expect(Array.from(b.y)).toEqual([0, 0, 1]);

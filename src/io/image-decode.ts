@@ -2,36 +2,18 @@
  * Image files -> 8-bit RGB, the way Keras's load_img sees them (Pillow's open + convert('RGB')):
  * the format is taken from the bytes, not the extension; alpha is dropped, not composited;
  * grayscale and palette images are expanded. PNG goes through pngjs (whose reader the caller
- * passes in: Node's build uses zlib, browsers use pngjs's bundled build), JPEG through jpeg-js.
+ * passes in: Node's build uses zlib, browsers use pngjs's bundled build), JPEG through jpeg-js,
+ * BMP and PNM through decode-bmp-pnm.ts. TIFF (also on Keras's list) is reported as unsupported.
  *
  * `checkImage` is a cheap structural pass run over every file before training starts (PNG chunk
- * layout and CRCs, JPEG marker walk to the end-of-image marker), so truncated files and
- * non-images are reported up front instead of failing mid-epoch.
+ * layout and CRCs, JPEG marker walk to the end-of-image marker, BMP/PNM sizes against the file
+ * length), so truncated files and non-images are reported up front instead of failing mid-epoch.
  */
 import jpeg from 'jpeg-js';
+import { checkBmp, checkPnm, decodeBmp, decodePnm } from './decode-bmp-pnm.ts';
+import { ImageError, type ImageFormat, type ImageInfo, type RgbImage } from './image-error.ts';
 
-export type ImageFormat = 'png' | 'jpeg';
-
-/** A file that cannot be used as an image; `reason` says why, without the file name. */
-export class ImageError extends Error {
-  constructor(readonly reason: string) {
-    super(reason);
-    this.name = 'ImageError';
-  }
-}
-
-export interface ImageInfo {
-  format: ImageFormat;
-  width: number;
-  height: number;
-}
-
-export interface RgbImage {
-  width: number;
-  height: number;
-  /** height * width * 3 bytes, row-major RGB */
-  data: Uint8Array;
-}
+export { ImageError, type ImageFormat, type ImageInfo, type RgbImage } from './image-error.ts';
 
 /** What pngjs's PNG.sync.read returns (the fields used here). */
 export interface PngData {
@@ -55,8 +37,7 @@ function ascii(b: Uint8Array, from: number, n: number): string {
 
 /** Names formats we recognise but do not decode, for a clearer message. */
 function otherFormat(b: Uint8Array): string | null {
-  if (ascii(b, 0, 2) === 'BM') return 'BMP';
-  if (/^P[1-7]\s/.test(ascii(b, 0, 3))) return 'PPM/PGM';
+  if (ascii(b, 0, 3) === 'P7\n') return 'PAM';
   if (ascii(b, 0, 4) === 'GIF8') return 'GIF';
   if (ascii(b, 0, 4) === 'II*\0' || ascii(b, 0, 4) === 'MM\0*') return 'TIFF';
   if (ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 4) === 'WEBP') return 'WebP';
@@ -66,6 +47,8 @@ function otherFormat(b: Uint8Array): string | null {
 export function sniffFormat(b: Uint8Array): ImageFormat | null {
   if (startsWith(b, PNG_SIGNATURE)) return 'png';
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (ascii(b, 0, 2) === 'BM') return 'bmp';
+  if (/^P[1-6]\s/.test(ascii(b, 0, 3))) return 'pnm';
   return null;
 }
 
@@ -199,9 +182,11 @@ export function checkImage(b: Uint8Array): ImageInfo {
   const format = sniffFormat(b);
   if (format === 'png') return checkPng(b).info;
   if (format === 'jpeg') return checkJpeg(b);
+  if (format === 'bmp') return checkBmp(b);
+  if (format === 'pnm') return checkPnm(b);
   const other = otherFormat(b);
-  if (other) throw new ImageError(`${other} images are not supported (only PNG and JPEG)`);
-  throw new ImageError('not a PNG or JPEG image (unrecognised content)');
+  if (other) throw new ImageError(`${other} images are not supported (PNG, JPEG, BMP and PNM are)`);
+  throw new ImageError('not a PNG, JPEG, BMP or PNM image (unrecognised content)');
 }
 
 /** The bytes without one [start, end) range (used to drop a tRNS chunk). */
@@ -238,12 +223,14 @@ function decodeJpeg(b: Uint8Array): RgbImage {
   return { width: img.width, height: img.height, data: img.data };
 }
 
-/** Decodes a PNG or JPEG file to 8-bit RGB; throws ImageError (reason only) when it can't. */
+/** Decodes a PNG, JPEG, BMP or PNM file to 8-bit RGB; throws ImageError (reason only) when it can't. */
 export function decodeRgb(b: Uint8Array, readPng: PngReader): RgbImage {
   const format = sniffFormat(b);
   if (!format) checkImage(b); // throws the reason
   try {
-    return format === 'png' ? decodePng(b, readPng) : decodeJpeg(b);
+    if (format === 'png') return decodePng(b, readPng);
+    if (format === 'jpeg') return decodeJpeg(b);
+    return format === 'bmp' ? decodeBmp(b) : decodePnm(b);
   } catch (e) {
     if (e instanceof ImageError) throw e;
     throw new ImageError(`cannot decode the ${format!.toUpperCase()} data: ${(e as Error).message}`);
