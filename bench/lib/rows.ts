@@ -1,5 +1,6 @@
 import type { NamedAttrMap, Tensor, Tensor4D } from '@tensorflow/tfjs';
 import type { Gpu, GpuOp } from '../../src/gpu/index.ts';
+import { Conv2dKernel } from '../../src/kernels/conv2d.ts';
 import { DenseKernel } from '../../src/kernels/dense.ts';
 import { DropoutKernel } from '../../src/kernels/dropout.ts';
 import { MaxPool2dKernel } from '../../src/kernels/maxpool2d.ts';
@@ -288,6 +289,107 @@ export function sgdRow(size: number, what = 'dense kernel'): BenchRow {
   };
 }
 
+// ------------------------------------------------------------------ conv2d
+
+export interface ConvLayer {
+  layer: string;
+  height: number;
+  width: number;
+  inChannels: number;
+  outChannels: number;
+}
+
+/** VGG16's 13 convolutions at a 60x90 input (each pool halves with floor). */
+export const VGG16_CONVS_60x90: ConvLayer[] = (() => {
+  const blocks: [number, number, number, number][] = [
+    // height, width, channels out, convs
+    [60, 90, 64, 2], [30, 45, 128, 2], [15, 22, 256, 3], [7, 11, 512, 3], [3, 5, 512, 3],
+  ];
+  const out: ConvLayer[] = [];
+  let cin = 3;
+  blocks.forEach(([h, w, cout, n], b) => {
+    for (let i = 0; i < n; i++) {
+      out.push({ layer: `block${b + 1}_conv${i + 1}`, height: h, width: w, inChannels: cin, outChannels: cout });
+      cin = cout;
+    }
+  });
+  return out;
+})();
+
+export type ConvPass = 'forward' | 'grad_input' | 'grad_filter';
+
+/** One pass of a 3x3 'same' convolution with bias and ReLU (the layer's activation). */
+export function convRow(c: ConvLayer, batch: number, pass: ConvPass): BenchRow {
+  const { layer, height: H, width: W, inChannels: Ci, outChannels: Co } = c;
+  const N = batch;
+  const macs = N * H * W * Co * 9 * Ci;
+  return {
+    name: pass === 'forward' ? `${layer} conv2d` : `${layer} ${pass}`,
+    shape: `N=${N} H=${H} W=${W} Cin=${Ci} Cout=${Co}`,
+    flops: 2 * macs,
+    async setup(gpu, tf) {
+      const r = new Resources(gpu, tf, `bench ${layer} ${pass}`);
+      try {
+        const k = r.kernel(await Conv2dKernel.create(gpu, {
+          batch: N, height: H, width: W, inChannels: Ci, outChannels: Co,
+          kernelSize: [3, 3], padding: 'same', activation: 'relu', label: layer,
+        }));
+        const nx = N * H * W * Ci, ny = N * H * W * Co, nw = 9 * Ci * Co;
+        // Inputs like a VGG layer's: non-negative activations, weights scaled so outputs stay O(1).
+        const x = randomData(nx, 41, 0, 1);
+        const w = randomData(nw, 42, -1 / Math.sqrt(9 * Ci), 1 / Math.sqrt(9 * Ci));
+        const b = randomData(Co, 43, -0.1, 0.1);
+        const flops = k.flops();
+        const xShape = [N, H, W, Ci], yShape = [N, H, W, Co], wShape = [3, 3, Ci, Co];
+        const conv = { strides: 1, pad: 'same', dataFormat: 'NHWC' };
+        if (pass === 'forward') {
+          const ours = { op: k.forward({ x: r.upload('x', x), w: r.upload('w', w), b: r.upload('b', b), y: r.output('y', ny) }), flops: flops.forward };
+          if (!tf) return { ours, dispose: () => r.dispose() };
+          const tx = r.tensor(x, xShape), tw = r.tensor(w, wShape), tb = r.tensor(b, [Co]);
+          return {
+            ours,
+            tfjs: { run: () => tf.fused.conv2d({ x: tx as Tensor4D, filter: tw as Tensor4D, bias: tb, strides: 1, pad: 'same', activation: 'relu' }) },
+            dispose: () => r.dispose(),
+          };
+        }
+        const y = reluData(ny, 44);
+        const dy = randomData(ny, 45);
+        if (pass === 'grad_input') {
+          const ours = { op: k.backwardInput({ dy: r.upload('dy', dy), y: r.upload('y', y), w: r.upload('w', w), dx: r.output('dx', nx) }), flops: flops.backwardInput };
+          if (!tf) return { ours, dispose: () => r.dispose() };
+          const tdy = r.tensor(dy, yShape), ty = r.tensor(y, yShape), tw = r.tensor(w, wShape);
+          // TF.js's fused-conv gradient: dz = dy * step(y), then the input-gradient kernel.
+          return {
+            ours,
+            tfjs: { run: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.mul(tdy, tf.step(ty)), filter: tw }, { ...conv, inputShape: xShape } as unknown as NamedAttrMap) as Tensor },
+            dispose: () => r.dispose(),
+          };
+        }
+        const ours = {
+          op: k.backwardFilter({ x: r.upload('x', x), dy: r.upload('dy', dy), y: r.upload('y', y), dw: r.output('dw', nw), db: r.output('db', Co) }),
+          flops: flops.backwardFilter,
+        };
+        if (!tf) return { ours, dispose: () => r.dispose() };
+        const tx = r.tensor(x, xShape), tdy = r.tensor(dy, yShape), ty = r.tensor(y, yShape);
+        return {
+          ours,
+          tfjs: {
+            run: () => {
+              const dz = tf.mul(tdy, tf.step(ty));
+              const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x: tx, dy: dz }, { ...conv, filterShape: wShape } as unknown as NamedAttrMap) as Tensor;
+              return [dw, tf.sum(dz, [0, 1, 2])];
+            },
+          },
+          dispose: () => r.dispose(),
+        };
+      } catch (e) {
+        r.dispose();
+        throw e;
+      }
+    },
+  };
+}
+
 // ------------------------------------------------------------------ maxpool
 
 export interface PoolLayer {
@@ -348,11 +450,20 @@ export const BASE_BATCH = 8;
 export const HEAD_BATCH = 32;
 
 /**
- * Every row at the reference model's shapes: VGG16 at 60x90 (batch 8), the 39424 -> 256 head
- * of the 240x360 model (batch 32), and the SGD update of that head's kernel.
+ * Every row at the reference model's shapes: VGG16's convolutions and pools at 60x90 (batch 8),
+ * the 39424 -> 256 head of the 240x360 model (batch 32), and the SGD update of that head's
+ * kernel.
  */
 export function referenceRows(): BenchRow[] {
+  const block5 = VGG16_CONVS_60x90.filter((c) => c.layer.startsWith('block5'));
   return [
+    ...VGG16_CONVS_60x90.map((c) => convRow(c, BASE_BATCH, 'forward')),
+    // What a fine-tuning step computes: filter gradients of the trainable block5 convolutions,
+    // input gradients of all but the first trainable one.
+    ...block5.flatMap((c, i) => [
+      ...(i > 0 ? [convRow(c, BASE_BATCH, 'grad_input')] : []),
+      convRow(c, BASE_BATCH, 'grad_filter'),
+    ]),
     ...VGG16_POOLS_60x90.map((p) => maxpoolRow(p, BASE_BATCH, 'forward')),
     ...VGG16_POOLS_60x90.map((p) => maxpoolRow(p, BASE_BATCH, 'grad')),
     ...denseRows({ batch: HEAD_BATCH, inFeatures: 39424, outFeatures: 256, layer: 'dense' }),
