@@ -243,3 +243,33 @@ describe('training', () => {
     expect(p.every((v) => v > 0 && v < 1)).toBe(true);
   });
 });
+
+describe('optimizer state', () => {
+  it('a model restored from weights + optimizer state continues exactly like the original', async () => {
+    setInitSeed(21);
+    const a = smallModel({ dropout: 0.3 });
+    setInitSeed(99);
+    const b = smallModel({ dropout: 0.3 });
+    const opt = () => new SGD({ learningRate: 0.05, momentum: 0.9, decay: 0.01 });
+    a.compile({ optimizer: opt(), loss: 'binary_crossentropy' });
+    b.compile({ optimizer: opt(), loss: 'binary_crossentropy' });
+    const data = [synthetic(4, 1), synthetic(4, 2), synthetic(4, 3), synthetic(4, 4)];
+    await a.trainOnBatch(data[0].x, data[0].y);
+    await a.trainOnBatch(data[1].x, data[1].y);
+    // b takes over a's weights and optimizer state, then both train on the same batches
+    for (let i = 1; i < a.layers.length; i++) await b.layers[i].setWeights(await a.layers[i].getWeights());
+    const state = await a.getOptimizerState();
+    expect(state.iteration).toBe(2);
+    expect(state.velocities.length).toBe(8);
+    expect(state.velocities.some((v) => v.data.some((x) => x !== 0))).toBe(true);
+    await b.setOptimizerState(state);
+    for (const d of data.slice(2)) {
+      const la = await a.trainOnBatch(d.x, d.y);
+      const lb = await b.trainOnBatch(d.x, d.y);
+      expect(lb).toEqual(la);
+    }
+    const last = a.layers.length - 1;
+    expect((await b.layers[last].getWeights())[0].data).toEqual((await a.layers[last].getWeights())[0].data);
+    await expect(b.setOptimizerState({ iteration: 1, velocities: [{ name: 'nope', data: new Float32Array(1) }] })).rejects.toThrow(/got 1 velocities for 8 trainable weights/);
+  });
+});

@@ -216,7 +216,9 @@ export class Model {
         this.gpu ??= await getGpu();
         this.ring ??= new StatsRing(this.gpu);
         this.sgd ??= await SgdKernel.create(this.gpu, c.optimizer.config);
-        return Plan.build(this.gpu, this.spec(batch), this.sgd, this.seed, this.grads);
+        const plan = await Plan.build(this.gpu, this.spec(batch), this.sgd, this.seed, this.grads);
+        this.applyPendingVelocities();
+        return plan;
       })();
       this.plans.set(batch, p);
       p.catch(() => this.plans.delete(batch));
@@ -370,6 +372,62 @@ export class Model {
       for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs);
     }
     return history;
+  }
+
+  /** Trainable parameters in Keras order (those the optimizer updates). */
+  private trainableParams() {
+    const c = this.requireCompiled('optimizer state');
+    return this.layers.filter((l) => c.trainable.has(l)).flatMap((l) => l.params);
+  }
+
+  private pendingVelocities: Map<string, Float32Array> | null = null;
+
+  /**
+   * The optimizer's state for checkpoints: the update counter (it also drives dropout masks and
+   * learning-rate decay) and, with momentum, one velocity per trainable weight.
+   */
+  async getOptimizerState(): Promise<{ iteration: number; velocities: { name: string; data: Float32Array }[] }> {
+    const velocities: { name: string; data: Float32Array }[] = [];
+    if (this.requireCompiled('getOptimizerState').optimizer.momentum > 0) {
+      for (const p of this.trainableParams()) {
+        const pending = this.pendingVelocities?.get(p.name);
+        const v = p.buffer ? this.sgd?.velocityOf(p.buffer) : undefined;
+        const data = pending ?? (v && this.gpu ? await this.gpu.readF32(v, p.size) : new Float32Array(p.size));
+        velocities.push({ name: p.name, data });
+      }
+    }
+    return { iteration: this.iteration, velocities };
+  }
+
+  /**
+   * Restores getOptimizerState()'s result (after compile, before or after the first step).
+   * Velocities are matched by order, as Keras matches optimizer weights; sizes must agree.
+   */
+  async setOptimizerState(state: { iteration: number; velocities: { name: string; data: Float32Array }[] }): Promise<void> {
+    const params = this.trainableParams();
+    if (!Number.isInteger(state.iteration) || state.iteration < 0) throw new Error(`setOptimizerState: iteration must be an integer >= 0, got ${state.iteration}`);
+    if (state.velocities.length && state.velocities.length !== params.length) {
+      throw new Error(`setOptimizerState: got ${state.velocities.length} velocities for ${params.length} trainable weights (${params.map((p) => p.name).join(', ')}); was the state saved with other layers frozen?`);
+    }
+    state.velocities.forEach((v, i) => {
+      if (v.data.length !== params[i].size) throw new Error(`setOptimizerState: velocity ${i} ('${v.name}') has ${v.data.length} values, the weight '${params[i].name}' has ${params[i].size}`);
+    });
+    this.iteration = state.iteration;
+    this.pendingVelocities = new Map(state.velocities.map((v, i) => [params[i].name, v.data]));
+    if (this.plans.size) {
+      await Promise.all(this.plans.values());
+      this.applyPendingVelocities();
+    }
+  }
+
+  private applyPendingVelocities(): void {
+    if (!this.pendingVelocities || !this.sgd || !this.gpu) return;
+    for (const p of this.trainableParams()) {
+      const data = this.pendingVelocities.get(p.name);
+      const v = p.buffer ? this.sgd.velocityOf(p.buffer) : undefined;
+      if (data && v) this.gpu.write(v, data);
+    }
+    this.pendingVelocities = null;
   }
 
   /** Frees device buffers of plans and optimizer state (weights stay on the device). */

@@ -22,7 +22,11 @@ function perStep(seconds: number): string {
   return `${Math.round(seconds * 1e6)}us/step`;
 }
 
-export const fmtValue = (v: number) => (Math.abs(v) > 1e-3 || v === 0 ? v.toFixed(4) : v.toExponential(4));
+/** Keras's Progbar format: '%.4f' above 1e-3 in magnitude, else Python's '%.4e' (e-05, not e-5). */
+export const fmtValue = (v: number) => {
+  if (Math.abs(v) > 1e-3 || v === 0 || !Number.isFinite(v)) return Number.isFinite(v) ? v.toFixed(4) : String(v).toLowerCase();
+  return v.toExponential(4).replace(/e([+-])(\d)$/, 'e$10$2');
+};
 
 export class Progbar {
   private readonly start = Date.now();
