@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { parseBenchArgs, USAGE } from './lib/args.ts';
-import { measureCeiling } from './lib/ceiling.ts';
+import { CeilingProbe, type Ceiling } from './lib/ceiling.ts';
 import { openBenchGpu } from './lib/engine.ts';
 import { formatTable, jsonRows } from './lib/report.ts';
 import { referenceRows } from './lib/rows.ts';
@@ -42,17 +42,18 @@ async function main(): Promise<number> {
   }
 
   const timer = new OpTimer(gpu, method);
-  const ceiling = await measureCeiling(gpu, timer);
-  console.log(`ceiling: ${ceiling.gflops.toFixed(1)} GFLOP/s from shaders/fma_ceiling.wgsl (8 independent vec4 FMA chains, ` +
-    `${ceiling.workgroups} x ${ceiling.workgroupSize} invocations x ${ceiling.iterations} iterations, best of 5: ${ceiling.ms.toFixed(2)} ms)`);
-  console.log('');
+  const probe = await CeilingProbe.create(gpu, timer);
+  const describeCeiling = (c: Ceiling, when: string) =>
+    `ceiling: ${c.gflops.toFixed(1)} GFLOP/s ${when} (shaders/fma_ceiling.wgsl: 8 independent vec4 FMA chains, ` +
+    `${c.workgroups} x ${c.workgroupSize} invocations x ${c.iterations} iterations; fastest dispatch ${c.ms.toFixed(2)} ms)`;
+  console.log(describeCeiling(probe.ceiling, 'at start'));
 
   const results: RowResult[] = [];
   const failures: string[] = [];
   for (const row of rows) {
     const t0 = performance.now();
     try {
-      const r = await runRow(row, { gpu, timer, tf, tfTimer, warmup: args.warmup, repeats: args.repeats, ceilingGflops: ceiling.gflops });
+      const r = await runRow(row, { gpu, timer, tf, tfTimer, warmup: args.warmup, repeats: args.repeats, ceilingGflops: probe.ceiling.gflops });
       results.push(r);
       const vs = r.speedup === null ? '' : ` vs TF.js ${r.tfjsMs!.toFixed(3)} ms (${r.speedup.toFixed(2)}x)`;
       console.error(`  ${row.name}: ${r.oursMs.toFixed(3)} ms${vs}  [${((performance.now() - t0) / 1000).toFixed(1)} s]`);
@@ -61,8 +62,14 @@ async function main(): Promise<number> {
       failures.push(msg);
       console.error(`  FAILED ${msg}`);
     }
+    // One more ceiling sample per row: the fastest seen over the whole run is the ceiling.
+    await probe.refine(1);
   }
 
+  // Percentages against the final ceiling, so a busy moment at start does not inflate them.
+  const ceiling = probe.ceiling;
+  for (const r of results) r.ceilingGflops = ceiling.gflops;
+  console.log(describeCeiling(ceiling, `(fastest of ${5 + rows.length} dispatches over the run)`));
   console.log('');
   console.log(formatTable(results));
   const slow = results.filter((r) => r.speedup !== null && r.speedup < 3);
@@ -75,6 +82,7 @@ async function main(): Promise<number> {
     console.error(`\n${failures.length} row(s) failed:\n  ${failures.join('\n  ')}`);
     return 1;
   }
+  probe.destroy();
   timer.destroy();
   gpu.destroy();
   return 0;
