@@ -126,6 +126,11 @@ export class Model {
   private iteration = 0;
   /** Seed for dropout masks (with the step counter); set before compile for reproducible runs. */
   seed = 42;
+  /**
+   * Keras's model.stop_training: set it (from a callback, a UI button, a signal handler) and fit
+   * stops after the step in progress, finishing that epoch's validation and callbacks first.
+   */
+  stopTraining = false;
 
   constructor(config: { inputs: SymbolicTensor; outputs: SymbolicTensor; name?: string }) {
     this.name = config.name ?? 'model';
@@ -326,6 +331,7 @@ export class Model {
     const sink = config.sink ? { write: config.sink, live: false } : defaultSink();
     const callbacks = config.callbacks ?? [];
     const history: History = { epoch: [], history: { loss: [], acc: [], val_loss: [], val_acc: [] } };
+    this.stopTraining = false;
     for (let epoch = config.initialEpoch ?? 0; epoch < epochs; epoch++) {
       for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
       if (verbose) sink.write(`Epoch ${epoch + 1}/${epochs}\n`);
@@ -351,6 +357,7 @@ export class Model {
         inFlight.push(handled);
         // Keep at most two steps queued: data loading overlaps GPU work without running ahead.
         if (inFlight.length > 2) await inFlight.shift();
+        if (this.stopTraining) break;
       }
       for (const p of inFlight) await p;
       if (!submitted) throw new Error(`fit: the data source yielded no batches in epoch ${epoch + 1}; pass an iterable that restarts each epoch (an array, flowFromDirectory()) or stepsPerEpoch with an endless source`);
@@ -370,6 +377,7 @@ export class Model {
         history.history.val_acc.push(logs.val_acc!);
       }
       for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs);
+      if (this.stopTraining) break;
     }
     return history;
   }
