@@ -1,0 +1,170 @@
+/**
+ * Training-step benchmark: the reference model (VGG16 base, blocks 1-4 frozen, Flatten, Dense
+ * 256 ReLU, Dropout 0.5, Dense 1 sigmoid, SGD) in this engine and in TensorFlow.js's WebGPU
+ * backend on the same adapter in the same process, steps alternating between the engines.
+ *
+ *   npm run bench:step -- [--sizes 60x90,32x32] [--batch 8] [--repeats 5] [--no-tfjs] [--json FILE]
+ *
+ * Prints seconds per step (median), images/s, GFLOP/s (analytic count of the step's work),
+ * percent of the adapter's measured FMA ceiling, device memory, and the ratios; then the plan
+ * for 240x360 batch 32 (memory by kind) without running it.
+ */
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { Dense, Dropout, Flatten, Input, Model, VGG16, fmtBytes, memory, setGpu } from '../src/index.ts';
+import { toUnits, unitSize } from '../src/graph/units.ts';
+import { measureCeiling } from './lib/ceiling.ts';
+import { openBenchGpu } from './lib/engine.ts';
+import { loadTfjs, tfjsAdapter, type Tf } from './lib/tfjs.ts';
+import { median, OpTimer } from './lib/timing.ts';
+import { randomData } from './lib/rows.ts';
+
+const FROZEN = 15;
+
+async function referenceModel(h: number, w: number): Promise<Model> {
+  const base = await VGG16({ weights: null, includeTop: false, inputTensor: Input({ shape: [h, w, 3] }) });
+  for (const l of base.layers.slice(0, FROZEN)) l.trainable = false;
+  let x = new Flatten().apply(base.output);
+  x = new Dense({ units: 256, activation: 'relu' }).apply(x);
+  x = new Dropout({ rate: 0.5 }).apply(x);
+  const model = new Model({ inputs: base.input, outputs: new Dense({ units: 1, activation: 'sigmoid' }).apply(x) });
+  model.compile({ optimizer: 'sgd', loss: 'binary_crossentropy', metrics: ['acc'] });
+  return model;
+}
+
+/**
+ * Multiply-adds of one step: forward of every layer, weight gradients of trainable layers, input
+ * gradients of trainable-part layers after the first trainable one (the first needs none).
+ */
+export function stepMacs(model: Model, batch: number): number {
+  const units = toUnits(model.layers);
+  const first = units.findIndex((u) => u.layer.trainable && u.layer.params.length > 0);
+  let macs = 0;
+  units.forEach((u, i) => {
+    let fwd = 0;
+    if (u.kind === 'conv2d') fwd = unitSize(u.outShape) * u.layer.kernelSize[0] * u.layer.kernelSize[1] * u.inShape[2];
+    else if (u.kind === 'dense') fwd = unitSize(u.inShape) * u.layer.units;
+    macs += fwd * batch;
+    if (first >= 0 && i >= first) {
+      if (u.layer.trainable) macs += fwd * batch; // weight gradient
+      if (i > first) macs += fwd * batch; // input gradient
+    }
+  });
+  return macs;
+}
+
+function tfjsReference(tf: Tf, h: number, w: number) {
+  const input = tf.input({ shape: [h, w, 3] });
+  let x = input as import('@tensorflow/tfjs').SymbolicTensor;
+  const blocks: [number, number][] = [[64, 2], [128, 2], [256, 3], [512, 3], [512, 3]];
+  for (const [filters, convs] of blocks) {
+    for (let c = 0; c < convs; c++) x = tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same', activation: 'relu' }).apply(x) as typeof x;
+    x = tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }).apply(x) as typeof x;
+  }
+  x = tf.layers.flatten().apply(x) as typeof x;
+  x = tf.layers.dense({ units: 256, activation: 'relu' }).apply(x) as typeof x;
+  x = tf.layers.dropout({ rate: 0.5 }).apply(x) as typeof x;
+  const out = tf.layers.dense({ units: 1, activation: 'sigmoid' }).apply(x) as typeof x;
+  const model = tf.model({ inputs: input, outputs: out });
+  for (const l of model.layers.slice(0, FROZEN)) l.trainable = false;
+  model.compile({ optimizer: tf.train.sgd(0.01), loss: 'binaryCrossentropy', metrics: ['acc'] });
+  return model;
+}
+
+interface Result {
+  size: string;
+  batch: number;
+  gflopPerStep: number;
+  oursS: number;
+  tfjsS: number | null;
+  oursGflops: number;
+  tfjsGflops: number | null;
+  ceilingGflops: number;
+  oursBytes: number;
+  tfjsBytes: number | null;
+  speedup: number | null;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: {
+    sizes: { type: 'string', default: '60x90,32x32' }, batch: { type: 'string', default: '8' }, repeats: { type: 'string', default: '5' },
+    'no-tfjs': { type: 'boolean', default: false }, json: { type: 'string' }, help: { type: 'boolean', default: false },
+  } });
+  if (values.help) {
+    console.log('npm run bench:step -- [--sizes 60x90,32x32] [--batch 8] [--repeats 5] [--no-tfjs] [--json FILE]');
+    return;
+  }
+  const batch = Number(values.batch);
+  const repeats = Number(values.repeats);
+  const sizes = values.sizes!.split(',').map((s) => s.split('x').map(Number) as [number, number]);
+  const { dawn, gpu } = await openBenchGpu();
+  setGpu(gpu);
+  console.log(`adapter: ${gpu.describe()}`);
+  const ceiling = await measureCeiling(gpu, new OpTimer(gpu, 'wall'));
+  console.log(`FMA ceiling: ${ceiling.gflops.toFixed(1)} GFLOP/s (vec4 FMA loop)`);
+  const tf = values['no-tfjs'] ? null : await loadTfjs(dawn);
+  if (tf) console.log(`rival: TensorFlow.js ${tf.version.tfjs} webgpu backend on ${tfjsAdapter(tf)} (same Dawn instance)`);
+  console.log(`timing: wall clock per trainOnBatch including its loss readback; median of ${repeats} after 2 warm-ups, engines alternating\n`);
+
+  const results: Result[] = [];
+  for (const [h, w] of sizes) {
+    const model = await referenceModel(h, w);
+    const per = h * w * 3;
+    const x = randomData(batch * per, 1, 0, 1);
+    const y = new Float32Array(batch).map((_, i) => i % 2);
+    const gflop = (2 * stepMacs(model, batch)) / 1e9;
+    let tfModel: ReturnType<typeof tfjsReference> | null = null;
+    let tx: import('@tensorflow/tfjs').Tensor | null = null;
+    let ty: import('@tensorflow/tfjs').Tensor | null = null;
+    if (tf) {
+      tfModel = tfjsReference(tf, h, w);
+      tx = tf.tensor(x, [batch, h, w, 3]);
+      ty = tf.tensor(y, [batch, 1]);
+    }
+    const ours: number[] = [];
+    const theirs: number[] = [];
+    for (let r = 0; r < repeats + 2; r++) {
+      let t0 = performance.now();
+      await model.trainOnBatch(x, y);
+      if (r >= 2) ours.push((performance.now() - t0) / 1000);
+      if (tfModel && tx && ty) {
+        t0 = performance.now();
+        await tfModel.trainOnBatch(tx, ty);
+        if (r >= 2) theirs.push((performance.now() - t0) / 1000);
+      }
+    }
+    const oursS = median(ours);
+    const tfjsS = theirs.length ? median(theirs) : null;
+    const tfMem = tf ? (tf.memory() as { numBytesInGPUAllocated?: number; numBytesAllocatedInGPU?: number; numBytesInGPU?: number }) : null;
+    const tfjsBytes = tfMem ? (tfMem.numBytesAllocatedInGPU ?? tfMem.numBytesInGPUAllocated ?? tfMem.numBytesInGPU ?? null) : null;
+    const res: Result = {
+      size: `${h}x${w}`, batch, gflopPerStep: gflop, oursS, tfjsS, oursGflops: gflop / oursS, tfjsGflops: tfjsS ? gflop / tfjsS : null,
+      ceilingGflops: ceiling.gflops, oursBytes: memory().numBytes, tfjsBytes, speedup: tfjsS ? tfjsS / oursS : null,
+    };
+    results.push(res);
+    const pct = (g: number) => `${((100 * g) / ceiling.gflops).toFixed(1)}%`;
+    console.log(`${res.size} batch ${batch}: ${gflop.toFixed(1)} GFLOP per step`);
+    console.log(`  ours:  ${oursS.toFixed(3)} s/step  ${(batch / oursS).toFixed(2)} img/s  ${res.oursGflops.toFixed(1)} GFLOP/s (${pct(res.oursGflops)} of ceiling)  device memory ${fmtBytes(res.oursBytes)}`);
+    if (tfjsS !== null) {
+      console.log(`  tf.js: ${tfjsS.toFixed(3)} s/step  ${(batch / tfjsS).toFixed(2)} img/s  ${res.tfjsGflops!.toFixed(1)} GFLOP/s (${pct(res.tfjsGflops!)} of ceiling)  device memory ${res.tfjsBytes === null ? '?' : fmtBytes(res.tfjsBytes)} (allocated incl. its pool)`);
+      console.log(`  speed-up ${res.speedup!.toFixed(2)}x; memory ours/tf.js ${res.tfjsBytes ? (res.oursBytes / res.tfjsBytes).toFixed(2) : '?'}`);
+    }
+    await model.dispose();
+    if (tfModel) {
+      tfModel.dispose();
+      tx!.dispose();
+      ty!.dispose();
+    }
+  }
+
+  const big = await referenceModel(240, 360);
+  const m = big.memory(32);
+  console.log(`\nplan for 240x360 batch 32 (not run): micro-batch ${m.microBatch} for the frozen prefix; weights ${fmtBytes(m.weights)}, gradients ${fmtBytes(m.gradients)}, optimizer ${fmtBytes(m.optimizer)}, activations ${fmtBytes(m.activations)}, staging ${fmtBytes(m.staging)}; total ${fmtBytes(m.total)} (kernel scratch not included)`);
+  if (values.json) await writeFile(values.json, JSON.stringify({ adapter: gpu.describe(), results, plan240x360b32: m }, null, 2));
+  process.exit(0);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
