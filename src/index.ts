@@ -3,6 +3,7 @@ export { Input, Conv2D, MaxPooling2D, Flatten, Dense, Dropout, Activation, Layer
 export { SymbolicTensor } from './graph/symbolic.ts';
 export { Model, NonFiniteLossError, type Batch, type BatchSource, type Callback, type CompileConfig, type FitConfig, type History, type Logs } from './graph/model.ts';
 export { SGD } from './graph/optimizers.ts';
+export { ArrayBatches } from './graph/array-batches.ts';
 export { VGG16, type VGG16Config } from './graph/vgg16.ts';
 export { convertWeights, exportWeights, importWeights, readWeights } from './io/weights.ts';
 export { collectLayerWeights, loadLayerWeights } from './io/model-weights.ts';

@@ -2,7 +2,7 @@ import type { Gpu } from '../gpu/index.ts';
 import { glorotUniform, seededRandom, type Random } from './initializers.ts';
 import { SymbolicTensor } from './symbolic.ts';
 
-export type ActivationName = 'linear' | 'relu' | 'sigmoid';
+export type ActivationName = 'linear' | 'relu' | 'sigmoid' | 'softmax';
 
 /** One weight tensor of a layer: a host copy until a model places it on the device. */
 export class Param {
@@ -12,6 +12,8 @@ export class Param {
   host: Float32Array;
   buffer: GPUBuffer | null = null;
   gpu: Gpu | null = null;
+  /** Bumped by every write from outside training (setWeights, loading): invalidates feature caches. */
+  version = 0;
 
   constructor(name: string, shape: number[], values: Float32Array) {
     this.name = name;
@@ -37,6 +39,7 @@ export class Param {
   }
 
   write(values: Float32Array): void {
+    this.version++;
     this.host = values.slice();
     if (this.buffer && this.gpu) this.gpu.write(this.buffer, this.host);
   }
@@ -152,8 +155,8 @@ function pair(v: number | [number, number] | undefined, fallback: [number, numbe
 
 function activationOf(a: string | undefined, layer: string): ActivationName {
   const name = a ?? 'linear';
-  if (name !== 'linear' && name !== 'relu' && name !== 'sigmoid') {
-    throw new Error(`${layer}: activation '${name}' is not supported (use 'relu', 'sigmoid' or 'linear')`);
+  if (name !== 'linear' && name !== 'relu' && name !== 'sigmoid' && name !== 'softmax') {
+    throw new Error(`${layer}: activation '${name}' is not supported (use 'relu', 'sigmoid', 'softmax' or 'linear')`);
   }
   return name;
 }
@@ -186,7 +189,7 @@ export class Conv2D extends Layer {
     this.padding = config.padding ?? 'valid';
     if (this.padding !== 'same' && this.padding !== 'valid') throw new Error(`${this.name}: padding must be 'same' or 'valid', got '${this.padding}'`);
     this.activation = activationOf(config.activation, this.name);
-    if (this.activation === 'sigmoid') throw new Error(`${this.name}: a sigmoid activation on Conv2D is not supported (use 'relu' or 'linear')`);
+    if (this.activation !== 'relu' && this.activation !== 'linear') throw new Error(`${this.name}: a ${this.activation} activation on Conv2D is not supported (use 'relu' or 'linear')`);
   }
 
   computeOutputShape(s: number[]): number[] {

@@ -3,7 +3,8 @@ import { SgdKernel } from '../kernels/sgd.ts';
 import { currentGpu, getGpu } from './backend.ts';
 import { InputLayer, type Layer } from './layers.ts';
 import { SGD } from './optimizers.ts';
-import { layoutPlan, Plan, type PlanMemory, type PlanSpec } from './plan.ts';
+import { FeatureCache } from './feature-cache.ts';
+import { checkHead, labelSize, layoutPlan, outputSize, Plan, type LossName, type PlanMemory, type PlanSpec } from './plan.ts';
 import { defaultSink, fmtValue, Progbar, type Sink } from './progbar.ts';
 import { summaryLines } from './summary.ts';
 import type { SymbolicTensor } from './symbolic.ts';
@@ -12,14 +13,31 @@ import { toUnits, unitSize, type Unit } from './units.ts';
 export interface Batch {
   x: Float32Array;
   y: Float32Array;
+  /** Sample numbers within the source (needed for feature caching). */
+  indices?: ArrayLike<number>;
 }
 
-/** Anything that yields batches: an array, a generator, an async iterator, a directory flow. */
-export type BatchSource = (Iterable<Batch> | AsyncIterable<Batch>) & { length?: number };
+export interface IndexBatch {
+  indices: ArrayLike<number>;
+  y: Float32Array;
+}
+
+/**
+ * Anything that yields batches: an array, a generator, an async iterator, a directory flow.
+ * A source whose images are the same every epoch (no random augmentation) may say so with
+ * `featureCacheKey` and `samples`, and give `indices` with its batches: fit() then computes the
+ * frozen prefix once per image and replays it. `indexBatches()` yields an epoch without pixels.
+ */
+export type BatchSource = (Iterable<Batch> | AsyncIterable<Batch>) & {
+  length?: number;
+  featureCacheKey?: string | null;
+  samples?: number;
+  indexBatches?(): AsyncIterable<IndexBatch> | Iterable<IndexBatch>;
+};
 
 export interface CompileConfig {
   optimizer: 'sgd' | SGD;
-  loss: 'binary_crossentropy';
+  loss: LossName;
   metrics?: string[];
 }
 
@@ -46,6 +64,10 @@ export interface FitConfig {
   verbose?: 0 | 1 | 2;
   /** Where progress text goes (defaults to stdout in Node, console in browsers). */
   sink?: Sink;
+  /** Cache the frozen prefix's output for unaugmented sources (default true). */
+  featureCache?: boolean;
+  /** Largest feature cache kept in device memory, bytes (default 512 MiB); larger ones stay in host memory. */
+  featureCacheBudget?: number;
 }
 
 export interface History {
@@ -65,6 +87,7 @@ const DEFAULT_BINDING = 128 * 1024 * 1024;
 
 interface Compiled {
   optimizer: SGD;
+  loss: LossName;
   trainable: Set<Layer>;
   units: Unit[];
 }
@@ -179,20 +202,24 @@ export class Model {
   compile(config: CompileConfig): void {
     const optimizer = config.optimizer === 'sgd' ? new SGD() : config.optimizer;
     if (!(optimizer instanceof SGD)) throw new Error(`compile: optimizer must be 'sgd' or new SGD({...}), got ${String(config.optimizer)}`);
-    if (config.loss !== 'binary_crossentropy') throw new Error(`compile: loss '${config.loss}' is not supported (use 'binary_crossentropy')`);
+    const losses: LossName[] = ['binary_crossentropy', 'categorical_crossentropy', 'sparse_categorical_crossentropy'];
+    if (!losses.includes(config.loss)) throw new Error(`compile: loss '${config.loss}' is not supported (use one of ${losses.join(', ')})`);
+    // 'acc' resolves to the accuracy that matches the loss, as Keras does
+    const accuracies = ['acc', 'accuracy', config.loss === 'binary_crossentropy' ? 'binary_accuracy' : config.loss === 'categorical_crossentropy' ? 'categorical_accuracy' : 'sparse_categorical_accuracy'];
     for (const m of config.metrics ?? []) {
-      if (m !== 'acc' && m !== 'accuracy' && m !== 'binary_accuracy') throw new Error(`compile: metric '${m}' is not supported (use 'acc')`);
+      if (!accuracies.includes(m)) throw new Error(`compile: metric '${m}' is not supported with ${config.loss} (use 'acc')`);
     }
     const units = toUnits(this.layers);
+    checkHead(units, config.loss);
     this.releaseDevice();
-    this.compiled = { optimizer, trainable: new Set(this.layers.filter((l) => l.trainable && l.params.length > 0)), units };
+    this.compiled = { optimizer, loss: config.loss, trainable: new Set(this.layers.filter((l) => l.trainable && l.params.length > 0)), units };
     this.iteration = 0;
   }
 
   private spec(batch: number): PlanSpec {
     const c = this.requireCompiled('memory');
     const limit = this.gpu?.limits.maxStorageBufferBindingSize ?? currentGpu()?.limits.maxStorageBufferBindingSize ?? DEFAULT_BINDING;
-    return { units: c.units, trainable: c.trainable, batch, inputShape: this.inputs.shape, maxBinding: this.maxBindingOverride ?? limit, momentum: c.optimizer.momentum > 0 };
+    return { units: c.units, loss: c.loss, trainable: c.trainable, batch, inputShape: this.inputs.shape, maxBinding: this.maxBindingOverride ?? limit, momentum: c.optimizer.momentum > 0 };
   }
 
   /** For tests: pretend the device's maxStorageBufferBindingSize is this small (forces micro-batching). */
@@ -238,18 +265,69 @@ export class Model {
       throw new Error(`${what}: x has ${x.length} values, not a whole number of [${this.inputs.shape.join(', ')}] images (${per} values each)`);
     }
     const n = x.length / per;
-    if (y && y.length !== n) throw new Error(`${what}: x holds ${n} images but y has ${y.length} labels`);
+    const c = this.compiled;
+    const perLabel = c ? labelSize({ units: c.units, loss: c.loss }) : 1;
+    if (y && y.length !== n * perLabel) {
+      throw new Error(`${what}: x holds ${n} images but y has ${y.length} values; ${c?.loss ?? 'the loss'} needs ${perLabel === 1 ? 'one label per image' : `${perLabel} values (a one-hot row) per image`}`);
+    }
     return n;
   }
 
   /** Submits one training step; resolves when its [loss, acc] has been read back. */
-  private async submitTrain(x: Float32Array, y: Float32Array): Promise<{ values: Promise<Float32Array> }> {
+  private async submitTrain(x: Float32Array, y: Float32Array, cache: FeatureCache | null = null, indices?: ArrayLike<number>): Promise<{ values: Promise<Float32Array>; stored?: Promise<void> }> {
     const n = this.checkBatch(x, y, 'trainOnBatch');
     const plan = await this.plan(n);
     plan.load(x, y, this.iteration);
     this.sgd!.setIteration(this.iteration);
     this.iteration++;
-    return this.ring!.submit(`train step ${this.iteration} (batch ${n})`, plan.trainOps, plan.stats, 2);
+    const keep = cache && indices && plan.boundary ? cache.storeOps(plan, indices) : [];
+    const handle = await this.ring!.submit(`train step ${this.iteration} (batch ${n})`, [...plan.trainOps, ...keep], plan.stats, 2);
+    // a host cache copies the boundary now, before the next step is submitted and overwrites it
+    const stored = cache && indices && plan.boundary && !cache.onDevice ? cache.storeHost(plan, indices) : undefined;
+    return { ...handle, stored };
+  }
+
+  /** A training step from cached prefix features: only the trainable part runs. */
+  private async submitCachedTrain(b: IndexBatch, cache: FeatureCache): Promise<{ values: Promise<Float32Array> }> {
+    const n = b.indices.length;
+    const plan = await this.plan(n);
+    if (b.y.length !== n * labelSize(plan.spec)) throw new Error(`fit: a batch of ${n} indices came with ${b.y.length} label values`);
+    plan.load(null, b.y, this.iteration);
+    this.sgd!.setIteration(this.iteration);
+    this.iteration++;
+    const load = cache.loadOps(plan, b.indices);
+    return this.ring!.submit(`train step ${this.iteration} (batch ${n}, cached features)`, [...load, ...plan.suffixTrainOps], plan.stats, 2);
+  }
+
+  private readonly caches = new Map<string, FeatureCache>();
+
+  /**
+   * The feature cache for a source, or null when caching does not apply: the source may be
+   * augmented, the model may have no frozen prefix, or the prefix may hold dropout. The key
+   * covers the source, the input size, the prefix and its weights' versions, so changing any
+   * of them starts a new cache.
+   */
+  private async cacheFor(data: BatchSource, enabled: boolean | undefined, budget: number | undefined): Promise<FeatureCache | null> {
+    if (enabled === false || !data.featureCacheKey || !data.samples) return null;
+    const spec = this.spec(1);
+    const first = layoutPlan(spec).first;
+    const prefix = spec.units.slice(0, first);
+    if (!prefix.length || prefix.some((u) => u.kind === 'dropout' && u.layer.rate > 0)) return null;
+    const weights = prefix.flatMap((u) => u.layer.params.map((p) => `${p.name}@${p.version}`)).join(',');
+    const key = `${data.featureCacheKey}|${this.inputs.shape.join('x')}|${first}|${weights}`;
+    let cache = this.caches.get(key);
+    if (!cache) {
+      for (const [k, c] of this.caches) {
+        if (k.startsWith(`${data.featureCacheKey}|`)) {
+          c.destroy();
+          this.caches.delete(k);
+        }
+      }
+      this.gpu ??= await getGpu();
+      cache = new FeatureCache(this.gpu, key, data.samples, unitSize(prefix[prefix.length - 1].outShape), budget ?? 512 * 1024 * 1024);
+      this.caches.set(key, cache);
+    }
+    return cache;
   }
 
   /** After a non-finite loss: wait for the queue, re-arm the update guard, and throw. */
@@ -274,42 +352,57 @@ export class Model {
     return [stats[0], stats[1]];
   }
 
-  /** Probabilities of the positive class, one per image. */
+  /** Probabilities: one per image for a sigmoid output, K per image (rows) for softmax. */
   async predict(x: Float32Array, config: { batchSize?: number } = {}): Promise<Float32Array> {
     const total = this.checkBatch(x, null, 'predict');
     const per = unitSize(this.inputs.shape);
     const bs = config.batchSize ?? 32;
-    const out = new Float32Array(total);
+    const k = outputSize(this.requireCompiled('predict').units);
+    const out = new Float32Array(total * k);
     for (let s = 0; s < total; s += bs) {
       const n = Math.min(bs, total - s);
       const plan = await this.plan(n);
       plan.load(x.subarray(s * per, (s + n) * per), null, this.iteration);
       this.gpu!.submit(`predict images ${s}..${s + n - 1}`, plan.predictOps);
-      out.set(await this.gpu!.readF32(plan.probs, n), s);
+      out.set(await this.gpu!.readF32(plan.probs, n * k), s * k);
     }
     return out;
   }
 
   /** Mean loss and accuracy over a batch source, accumulated on the device. */
-  async evaluate(data: BatchSource, config: { steps?: number; verbose?: 0 | 1 } = {}): Promise<[number, number]> {
+  async evaluate(data: BatchSource, config: { steps?: number; verbose?: 0 | 1; featureCache?: boolean; featureCacheBudget?: number } = {}): Promise<[number, number]> {
     this.requireCompiled('evaluate');
-    const it = iterate(data);
+    const cache = await this.cacheFor(data, config.featureCache, config.featureCacheBudget);
+    const cached = !!cache?.complete && config.steps === undefined;
+    const it = cached && data.indexBatches ? iterate(data.indexBatches() as BatchSource) : iterate(data);
     const steps = config.steps ?? data.length;
     const used = new Set<Plan>();
+    const stores: Promise<void>[] = [];
     let count = 0;
     for (let step = 0; steps === undefined || step < steps; step++) {
       const r = await it.next();
       if (r.done) break;
-      const n = this.checkBatch(r.value.x, r.value.y, 'evaluate');
+      const b = r.value as Batch | IndexBatch;
+      const indices = b.indices;
+      const fromCache = cached && indices !== undefined;
+      const n = fromCache ? indices.length : this.checkBatch((b as Batch).x, b.y, 'evaluate');
       const plan = await this.plan(n);
       if (!used.has(plan)) {
         plan.resetTotals();
         used.add(plan);
       }
-      plan.load(r.value.x, r.value.y, this.iteration);
-      this.gpu!.submit(`evaluate batch ${step + 1}`, [...plan.evalOps, ...plan.accumulateOps]);
+      if (fromCache) {
+        plan.load(null, b.y, this.iteration);
+        this.gpu!.submit(`evaluate batch ${step + 1} (cached features)`, [...cache!.loadOps(plan, indices), ...plan.suffixEvalOps, ...plan.accumulateOps]);
+      } else {
+        plan.load((b as Batch).x, b.y, this.iteration);
+        const keep = cache && indices && plan.boundary ? cache.storeOps(plan, indices) : [];
+        this.gpu!.submit(`evaluate batch ${step + 1}`, [...plan.evalOps, ...plan.accumulateOps, ...keep]);
+        if (cache && indices && plan.boundary && !cache.onDevice) stores.push(cache.storeHost(plan, indices));
+      }
       count++;
     }
+    await Promise.all(stores);
     if (!count) throw new Error('evaluate: the data source yielded no batches');
     let loss = 0;
     let correct = 0;
@@ -337,17 +430,22 @@ export class Model {
       if (verbose) sink.write(`Epoch ${epoch + 1}/${epochs}\n`);
       const steps = config.stepsPerEpoch ?? data.length;
       const bar = new Progbar(steps ?? 0, verbose === 1 && steps ? 1 : verbose === 0 ? 0 : 2, sink);
-      const it = iterate(data);
+      const cache = await this.cacheFor(data, config.featureCache, config.featureCacheBudget);
+      const cached = !!cache?.complete && config.stepsPerEpoch === undefined;
+      const it = cached && data.indexBatches ? iterate(data.indexBatches() as BatchSource) : iterate(data);
       const inFlight: Promise<void>[] = [];
       let done = 0;
       let submitted = 0;
       for (let step = 0; steps === undefined || step < steps; step++) {
         const r = await it.next();
         if (r.done) break;
-        const size = r.value.y.length;
-        const stats = await this.submitTrain(r.value.x, r.value.y);
+        const b = r.value as Batch | IndexBatch;
+        const fromCache = cached && b.indices !== undefined;
+        const size = fromCache ? b.indices!.length : (b as Batch).x.length / unitSize(this.inputs.shape);
+        const stats = fromCache ? await this.submitCachedTrain(b as IndexBatch, cache!) : await this.submitTrain((b as Batch).x, b.y, cache, b.indices);
         submitted++;
-        const handled = stats.values.then(async (s) => {
+        const stored = 'stored' in stats ? stats.stored : undefined;
+        const handled = Promise.all([stats.values, stored]).then(async ([s]) => {
           if (!Number.isFinite(s[0])) await this.nonFinite(epoch, step, s[0]);
           done++;
           bar.update(done, { loss: s[0], acc: s[1] }, size);

@@ -5,6 +5,7 @@ import { DropoutKernel } from '../kernels/dropout.ts';
 import { MaxPool2dKernel } from '../kernels/maxpool2d.ts';
 import { SigmoidBceKernel } from '../kernels/sigmoid-bce.ts';
 import { SigmoidKernel } from '../kernels/sigmoid.ts';
+import { SoftmaxCeKernel } from '../kernels/softmax-ce.ts';
 import { SgdKernel } from '../kernels/sgd.ts';
 import type { Layer } from './layers.ts';
 import { unitSize, type Unit } from './units.ts';
@@ -24,8 +25,11 @@ export interface PlanMemory {
   total: number;
 }
 
+export type LossName = 'binary_crossentropy' | 'categorical_crossentropy' | 'sparse_categorical_crossentropy';
+
 export interface PlanSpec {
   units: Unit[];
+  loss: LossName;
   /** Layers whose weights train (frozen ones excluded), read at compile time. */
   trainable: ReadonlySet<Layer>;
   batch: number;
@@ -35,6 +39,33 @@ export interface PlanSpec {
 }
 
 const F32 = 4;
+
+/** Outputs per example of the model's last layer (1 for a sigmoid head, K for softmax). */
+export function outputSize(units: Unit[]): number {
+  return unitSize(units[units.length - 1].outShape);
+}
+
+/** Label floats per example: one-hot rows for categorical_crossentropy, else one value. */
+export function labelSize(spec: Pick<PlanSpec, 'units' | 'loss'>): number {
+  return spec.loss === 'categorical_crossentropy' ? outputSize(spec.units) : 1;
+}
+
+/** Checks that the model's last layer fits the loss, as Keras's losses expect. */
+export function checkHead(units: Unit[], loss: LossName): void {
+  const last = units[units.length - 1];
+  const act = 'activation' in last ? last.activation : 'none';
+  const shape = `[${last.outShape.join(', ')}]`;
+  if (loss === 'binary_crossentropy') {
+    if (last.kind !== 'dense' || unitSize(last.outShape) !== 1 || act !== 'sigmoid') {
+      throw new Error(`binary_crossentropy needs the model to end in Dense({ units: 1, activation: 'sigmoid' }); it ends in ${last.layer.describe()} with output shape ${shape} and activation '${act}'`);
+    }
+  } else if (last.kind !== 'dense' || act !== 'softmax' || unitSize(last.outShape) < 2) {
+    throw new Error(`${loss} needs the model to end in Dense({ units: K, activation: 'softmax' }) with K >= 2 classes; it ends in ${last.layer.describe()} with output shape ${shape} and activation '${act}'`);
+  }
+  for (const u of units.slice(0, -1)) {
+    if ('activation' in u && u.activation === 'softmax') throw new Error(`${u.layer.name}: softmax is supported only on the last layer`);
+  }
+}
 
 /** Pure layout of a plan: which units run forward-only, micro-batch size, buffer sizes. */
 export interface PlanLayout {
@@ -82,7 +113,8 @@ export function layoutPlan(spec: PlanSpec): PlanLayout {
   const gradients = trainParams.reduce((a, p) => a + p.size * F32, 0);
   const optimizer = spec.momentum ? gradients : 0;
 
-  let acts = inSize * batch + batch; // input, labels
+  const outs = outputSize(units);
+  let acts = inSize * batch + labelSize(spec) * batch; // input, labels
   if (prefix.length) {
     const boundary = unitSize(prefix[prefix.length - 1].outShape);
     const inner = prefix.slice(0, -1).filter((u) => !isAlias(u, true)).map((u) => unitSize(u.outShape));
@@ -92,9 +124,9 @@ export function layoutPlan(spec: PlanSpec): PlanLayout {
   }
   for (const u of suffix) if (!isAlias(u, true)) acts += unitSize(u.outShape) * batch;
   const gradAct = Math.max(0, ...suffix.slice(1).map((u) => unitSize(u.inShape)));
-  acts += 2 * gradAct * batch + batch; // activation-gradient ping-pong, dlogits
+  acts += 2 * gradAct * batch + outs * batch; // activation-gradient ping-pong, dlogits
   const activations = acts * F32;
-  const staging = (2 + 3 + batch) * F32 + 3 * 16; // stats, totals, probs, readback ring
+  const staging = (2 + 3 + outs * batch) * F32 + 4 * 16; // stats, totals, probs, readback ring
 
   const memory: PlanMemory = { batch, microBatch, weights, gradients, optimizer, activations, staging, scratch: 0, total: 0 };
   memory.total = weights + gradients + optimizer + activations + staging;
@@ -117,6 +149,18 @@ export class Plan {
   readonly stats: GPUBuffer;
   readonly totals: GPUBuffer;
   readonly probs: GPUBuffer;
+  /**
+   * The frozen prefix's output for the batch (null without a frozen prefix) and its floats per
+   * image: what a feature cache stores, and where cached features are put back.
+   */
+  boundary: GPUBuffer | null = null;
+  boundaryFloats = 0;
+  /** The same steps without the frozen prefix: run after the boundary was filled from a cache. */
+  suffixTrainOps: GpuOp[] = [];
+  suffixEvalOps: GpuOp[] = [];
+  suffixPredictOps: GpuOp[] = [];
+  /** Whether the prefix gives the same output for the same image every time (no dropout in it). */
+  prefixDeterministic = false;
   trainOps: GpuOp[] = [];
   evalOps: GpuOp[] = [];
   accumulateOps: GpuOp[] = [];
@@ -129,10 +173,10 @@ export class Plan {
     this.layout = layout;
     const b = spec.batch;
     this.input = this.alloc('input', unitSize(spec.inputShape) * b);
-    this.labels = this.alloc('labels', b);
+    this.labels = this.alloc('labels', labelSize(spec) * b);
     this.stats = this.alloc('stats [loss, acc]', 2);
     this.totals = this.alloc('totals [loss sum, correct, count]', 3);
-    this.probs = this.alloc('probabilities', b);
+    this.probs = this.alloc('probabilities', outputSize(spec.units) * b);
   }
 
   private alloc(label: string, floats: number): GPUBuffer {
@@ -167,9 +211,8 @@ export class Plan {
     const prefix = units.slice(0, first);
     const suffix = units.slice(first);
     const last = units[units.length - 1];
-    if (last.kind !== 'dense' || unitSize(last.outShape) !== 1 || last.activation !== 'sigmoid') {
-      throw new Error(`binary_crossentropy needs the model to end in Dense({ units: 1, activation: 'sigmoid' }); it ends in ${last.layer.describe()} with output shape [${last.outShape.join(', ')}]${'activation' in last ? ` and activation '${last.activation}'` : ''}`);
-    }
+    checkHead(units, this.spec.loss);
+    const classes = outputSize(units);
     const inSize = unitSize(this.spec.inputShape);
     for (const u of units) for (const p of u.layer.params) p.place(this.gpu);
 
@@ -180,6 +223,9 @@ export class Plan {
     if (prefix.length) {
       const lastOut = unitSize(prefix[prefix.length - 1].outShape);
       boundary = this.alloc(`boundary ${prefix[prefix.length - 1].layer.name}`, lastOut * batch);
+      this.boundary = boundary;
+      this.boundaryFloats = lastOut;
+      this.prefixDeterministic = prefix.every((u) => u.kind !== 'dropout' || u.layer.rate === 0);
       const inner = prefix.slice(0, -1).filter((u) => !isAlias(u, true)).map((u) => unitSize(u.outShape));
       const pingSize = Math.max(0, ...inner) * microBatch;
       const ping = pingSize ? [this.alloc('prefix ping', pingSize), this.alloc('prefix pong', pingSize)] : [];
@@ -243,12 +289,15 @@ export class Plan {
     if (suffix.length && curEval !== cur) throw new Error('internal: evaluation and training routes end in different buffers');
 
     // ---- loss
-    const bce = await SigmoidBceKernel.create(this.gpu, { batch, label: `${last.layer.name} binary_crossentropy` });
-    this.destroyers.push(() => bce.destroy());
-    const dlogits = this.alloc('dlogits', batch);
-    const lossTrain = bce.lossAndGradient({ logits, labels: this.labels, dlogits, stats: this.stats });
-    const lossEval = bce.loss({ logits, labels: this.labels, stats: this.stats });
-    this.accumulateOps = [bce.accumulate({ stats: this.stats, totals: this.totals })];
+    const lossLabel = `${last.layer.name} ${this.spec.loss}`;
+    const head = this.spec.loss === 'binary_crossentropy'
+      ? await SigmoidBceKernel.create(this.gpu, { batch, label: lossLabel })
+      : await SoftmaxCeKernel.create(this.gpu, { batch, classes, labels: this.spec.loss === 'categorical_crossentropy' ? 'onehot' : 'sparse', label: lossLabel });
+    this.destroyers.push(() => head.destroy());
+    const dlogits = this.alloc('dlogits', classes * batch);
+    const lossTrain = head.lossAndGradient({ logits, labels: this.labels, dlogits, stats: this.stats });
+    const lossEval = head.loss({ logits, labels: this.labels, stats: this.stats });
+    this.accumulateOps = [head.accumulate({ stats: this.stats, totals: this.totals })];
 
     // ---- backward, in reverse; the first trainable unit computes no input gradient
     const backward: GpuOp[] = [];
@@ -294,10 +343,15 @@ export class Plan {
       }
     }
 
-    const sig = await SigmoidKernel.create(this.gpu, { size: batch, label: `${last.layer.name} sigmoid` });
-    this.trainOps = [...prefixTrain, ...fwdTrain, lossTrain, ...(sgd ? [sgd.guard(this.stats)] : []), ...backward, ...updates];
-    this.evalOps = [...prefixEval, ...fwdEval, lossEval];
-    this.predictOps = [...prefixEval, ...fwdEval, sig.forward({ x: logits, y: this.probs })];
+    let probsOp: GpuOp;
+    if (head instanceof SoftmaxCeKernel) probsOp = head.probabilities({ logits, probs: this.probs });
+    else probsOp = (await SigmoidKernel.create(this.gpu, { size: batch, label: `${last.layer.name} sigmoid` })).forward({ x: logits, y: this.probs });
+    this.suffixTrainOps = [...fwdTrain, lossTrain, ...(sgd ? [sgd.guard(this.stats)] : []), ...backward, ...updates];
+    this.suffixEvalOps = [...fwdEval, lossEval];
+    this.suffixPredictOps = [...fwdEval, probsOp];
+    this.trainOps = [...prefixTrain, ...this.suffixTrainOps];
+    this.evalOps = [...prefixEval, ...this.suffixEvalOps];
+    this.predictOps = [...prefixEval, ...fwdEval, probsOp];
   }
 
   /** Gradient buffers for a trainable layer's weights, shared by all plans of a compiled model. */
@@ -350,7 +404,8 @@ export class Plan {
       const [h, w, c] = u.inShape;
       k = await Conv2dKernel.create(this.gpu, { batch, height: h, width: w, inChannels: c, outChannels: u.layer.filters, kernelSize: u.layer.kernelSize, padding: u.layer.padding, activation: (activation ?? u.activation) as 'relu' | 'linear', label });
     } else if (u.kind === 'dense') {
-      k = await DenseKernel.create(this.gpu, { batch, inFeatures: u.inShape[0], outFeatures: u.layer.units, activation: activation ?? u.activation, label });
+      // softmax only ever ends a model, where the plan runs the layer linear into the loss
+      k = await DenseKernel.create(this.gpu, { batch, inFeatures: u.inShape[0], outFeatures: u.layer.units, activation: (activation ?? u.activation) as 'linear' | 'relu' | 'sigmoid', label });
     } else if (u.kind === 'maxpool') {
       const [h, w, c] = u.inShape;
       k = await MaxPool2dKernel.create(this.gpu, { batch, height: h, width: w, channels: c, label });
@@ -367,8 +422,8 @@ export class Plan {
   }
 
   /** Writes a batch and the per-step counters; call before submitting trainOps/evalOps. */
-  load(x: Float32Array, y: Float32Array | null, step: number): void {
-    this.gpu.write(this.input, x);
+  load(x: Float32Array | null, y: Float32Array | null, step: number): void {
+    if (x) this.gpu.write(this.input, x);
     if (y) this.gpu.write(this.labels, y);
     for (const d of this.dropouts) d.setStep(step);
   }

@@ -30,7 +30,7 @@ export function toUnits(layers: Layer[]): Unit[] {
       if (!prev || (prev.kind !== 'conv2d' && prev.kind !== 'dense') || prev.activation !== 'linear') {
         throw new Error(`${layer.name} (Activation): must directly follow a Conv2D or Dense layer with no activation of its own (it is fused into that layer's kernel)`);
       }
-      if (prev.kind === 'conv2d' && layer.activation === 'sigmoid') throw new Error(`${layer.name}: sigmoid after a Conv2D is not supported`);
+      if (prev.kind === 'conv2d' && layer.activation !== 'relu') throw new Error(`${layer.name}: ${layer.activation} after a Conv2D is not supported (only relu)`);
       prev.activation = layer.activation;
       prev.outShape = outShape;
     } else {
