@@ -206,6 +206,45 @@ export class DirectoryIterator implements AsyncIterable<ImageBatch> {
     };
   }
 
+  /** Batches taken from the stream so far (the position `seek` restores). */
+  get position(): number {
+    return this.totalBatchesSeen - this.queue.length;
+  }
+
+  /**
+   * Positions the stream before batch `batches` (counted over the flow's life, from 0), as if
+   * that many batches had been taken: for resuming a run from a checkpoint. Batches prepared
+   * ahead are dropped. The RNG is replayed only as far as needed: the permutation in use at
+   * `batches` was drawn right after planning the last batch of the epoch before it (in epoch 0:
+   * right after the first seeding), so one reseed and that batch's draws rebuild it.
+   */
+  seek(batches: number): void {
+    if (!Number.isInteger(batches) || batches < 0) throw new Error(`${this.setup.what}: seek needs a whole number of batches >= 0, got ${batches}`);
+    if (this.closed) throw new Error(`${this.setup.what}: the flow was closed`);
+    this.queue.length = 0; // their loads finish in the background and are ignored
+    const epoch = Math.floor(batches / this.length);
+    const { augment, height, width } = this.setup;
+    if (batches === 0) {
+      this.indexArray = null; // drawn by the first plan(), right after its seeding, as in a new flow
+    } else if (epoch === 0) {
+      this.rng.seed(this.seed % 2 ** 32);
+      this.indexArray = this.newIndexArray();
+    } else {
+      const last = epoch * this.length - 1;
+      this.rng.seed((this.seed + last) % 2 ** 32);
+      const lastSize = this.samples - (this.length - 1) * this.batchSize;
+      for (let i = 0; i < lastSize; i++) randomTransform(this.rng, augment, height, width);
+      this.indexArray = this.newIndexArray();
+    }
+    this.planStep = batches % this.length;
+    this.totalBatchesSeen = batches;
+  }
+
+  /** seek() to the start of epoch `epoch` (0-based). */
+  seekEpoch(epoch: number): void {
+    this.seek(epoch * this.length);
+  }
+
   /** The transform parameters the next planned batches will use (for tests and debugging). */
   peekPlanned(): { indices: Int32Array; params: TransformParams[] }[] {
     return this.queue.map(({ indices, params }) => ({ indices, params }));
