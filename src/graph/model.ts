@@ -64,6 +64,12 @@ export interface FitConfig {
   verbose?: 0 | 1 | 2;
   /** Where progress text goes (defaults to stdout in Node, console in browsers). */
   sink?: Sink;
+  /**
+   * Aborting it stops fit between steps without finishing the epoch (no validation, no
+   * onEpochEnd): the steps already submitted complete, their onBatchEnd callbacks run, then fit
+   * rejects with the signal's reason. For Ctrl-C / a Stop button that checkpoints mid-epoch.
+   */
+  signal?: AbortSignal;
   /** Cache the frozen prefix's output for unaugmented sources (default true). */
   featureCache?: boolean;
   /** Largest feature cache kept in device memory, bytes (default 512 MiB); larger ones stay in host memory. */
@@ -437,6 +443,7 @@ export class Model {
       let done = 0;
       let submitted = 0;
       for (let step = 0; steps === undefined || step < steps; step++) {
+        if (config.signal?.aborted) break; // before taking a batch: the source stays in step with the model
         const r = await it.next();
         if (r.done) break;
         const b = r.value as Batch | IndexBatch;
@@ -458,6 +465,7 @@ export class Model {
         if (this.stopTraining) break;
       }
       for (const p of inFlight) await p;
+      config.signal?.throwIfAborted();
       if (!submitted) throw new Error(`fit: the data source yielded no batches in epoch ${epoch + 1}; pass an iterable that restarts each epoch (an array, flowFromDirectory()) or stepsPerEpoch with an endless source`);
       const means = bar.means();
       const logs: Logs = { loss: means.loss, acc: means.acc };
