@@ -422,6 +422,12 @@ export class Model {
     return [loss / seen, correct / seen];
   }
 
+  /**
+   * Where the last fit()'s time went, in ms: waiting for the data source, host work to record
+   * and submit steps, waiting for the GPU (results of queued steps), and validation.
+   */
+  lastFitTiming = { totalMs: 0, dataWaitMs: 0, submitMs: 0, gpuWaitMs: 0, validationMs: 0, steps: 0, cachedSteps: 0 };
+
   /** Keras's fit / fit_generator: epochs of training steps, validation, progress, History. */
   async fit(data: BatchSource, config: FitConfig = {}): Promise<History> {
     this.requireCompiled('fit');
@@ -431,6 +437,10 @@ export class Model {
     const callbacks = config.callbacks ?? [];
     const history: History = { epoch: [], history: { loss: [], acc: [], val_loss: [], val_acc: [] } };
     this.stopTraining = false;
+    const timing = { totalMs: 0, dataWaitMs: 0, submitMs: 0, gpuWaitMs: 0, validationMs: 0, steps: 0, cachedSteps: 0 };
+    this.lastFitTiming = timing;
+    const clock = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+    const fitStart = clock();
     for (let epoch = config.initialEpoch ?? 0; epoch < epochs; epoch++) {
       for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
       if (verbose) sink.write(`Epoch ${epoch + 1}/${epochs}\n`);
@@ -444,12 +454,18 @@ export class Model {
       let submitted = 0;
       for (let step = 0; steps === undefined || step < steps; step++) {
         if (config.signal?.aborted) break; // before taking a batch: the source stays in step with the model
+        let t = clock();
         const r = await it.next();
+        timing.dataWaitMs += clock() - t;
         if (r.done) break;
         const b = r.value as Batch | IndexBatch;
         const fromCache = cached && b.indices !== undefined;
         const size = fromCache ? b.indices!.length : (b as Batch).x.length / unitSize(this.inputs.shape);
+        t = clock();
         const stats = fromCache ? await this.submitCachedTrain(b as IndexBatch, cache!) : await this.submitTrain((b as Batch).x, b.y, cache, b.indices);
+        timing.submitMs += clock() - t;
+        timing.steps++;
+        if (fromCache) timing.cachedSteps++;
         submitted++;
         const stored = 'stored' in stats ? stats.stored : undefined;
         const handled = Promise.all([stats.values, stored]).then(async ([s]) => {
@@ -461,16 +477,24 @@ export class Model {
         handled.catch(() => undefined); // the first failure is rethrown below; later ones are moot
         inFlight.push(handled);
         // Keep at most two steps queued: data loading overlaps GPU work without running ahead.
-        if (inFlight.length > 2) await inFlight.shift();
+        if (inFlight.length > 2) {
+          t = clock();
+          await inFlight.shift();
+          timing.gpuWaitMs += clock() - t;
+        }
         if (this.stopTraining) break;
       }
+      let t = clock();
       for (const p of inFlight) await p;
+      timing.gpuWaitMs += clock() - t;
       config.signal?.throwIfAborted();
       if (!submitted) throw new Error(`fit: the data source yielded no batches in epoch ${epoch + 1}; pass an iterable that restarts each epoch (an array, flowFromDirectory()) or stepsPerEpoch with an endless source`);
       const means = bar.means();
       const logs: Logs = { loss: means.loss, acc: means.acc };
       if (config.validationData) {
-        const [vl, va] = await this.evaluate(config.validationData, { steps: config.validationSteps });
+        t = clock();
+        const [vl, va] = await this.evaluate(config.validationData, { steps: config.validationSteps, featureCache: config.featureCache, featureCacheBudget: config.featureCacheBudget });
+        timing.validationMs += clock() - t;
         logs.val_loss = vl;
         logs.val_acc = va;
       }
@@ -485,6 +509,7 @@ export class Model {
       for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs);
       if (this.stopTraining) break;
     }
+    timing.totalMs = clock() - fitStart;
     return history;
   }
 
