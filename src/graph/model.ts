@@ -318,7 +318,9 @@ export class Model {
     const spec = this.spec(1);
     const first = layoutPlan(spec).first;
     const prefix = spec.units.slice(0, first);
-    if (!prefix.length || prefix.some((u) => u.kind === 'dropout' && u.layer.rate > 0)) return null;
+    // worth it only when the prefix computes something (not just a Flatten), and exact only without dropout
+    if (!prefix.some((u) => u.kind === 'conv2d' || u.kind === 'dense' || u.kind === 'maxpool')) return null;
+    if (prefix.some((u) => u.kind === 'dropout' && u.layer.rate > 0)) return null;
     const weights = prefix.flatMap((u) => u.layer.params.map((p) => `${p.name}@${p.version}`)).join(',');
     const key = `${data.featureCacheKey}|${this.inputs.shape.join('x')}|${first}|${weights}`;
     let cache = this.caches.get(key);

@@ -25,6 +25,17 @@ import { NumpyRandom } from './numpy-random.ts';
 export interface ImageBatch {
   x: Float32Array;
   y: Float32Array;
+  /** Which samples (indices into `filenames`) the batch holds, in order. */
+  indices: Int32Array;
+}
+
+let flowIds = 0;
+
+/** Whether any random transform is configured (then no two epochs see the same pixels). */
+function randomAugment(a: AugmentSettings): boolean {
+  const shift = (r: number | number[]) => (Array.isArray(r) ? r.some((v) => v !== 0) : r !== 0);
+  return a.rotationRange !== 0 || shift(a.widthShiftRange) || shift(a.heightShiftRange) || a.shearRange !== 0 ||
+    a.zoomRange[0] !== 1 || a.zoomRange[1] !== 1 || a.horizontalFlip || a.verticalFlip;
 }
 
 export type ClassMode = 'binary' | 'categorical' | 'sparse' | null;
@@ -112,7 +123,14 @@ export class DirectoryIterator implements AsyncIterable<ImageBatch> {
     this.length = Math.ceil(this.samples / this.batchSize);
     this.seed = setup.seed ?? randomSeed();
     this.skipped = setup.skipped ?? [];
+    this.featureCacheKey = randomAugment(setup.augment) ? null : `${setup.what}#${flowIds++}`;
   }
+
+  /**
+   * Set when no random augmentation is configured: every epoch then shows the same pixels per
+   * sample, so Model.fit may cache the frozen layers' output per sample (see indexBatches()).
+   */
+  readonly featureCacheKey: string | null;
 
   /** Indices and transform parameters of the next batch in Keras's order of draws. */
   private plan(): { indices: Int32Array; params: TransformParams[] } {
@@ -142,7 +160,7 @@ export class DirectoryIterator implements AsyncIterable<ImageBatch> {
   }
 
   private async assemble(indices: Int32Array, params: TransformParams[]): Promise<ImageBatch> {
-    const { height, width, loader, classMode } = this.setup;
+    const { height, width, loader } = this.setup;
     const per = height * width * 3;
     const n = indices.length;
     const x = new Float32Array(n * per);
@@ -156,6 +174,13 @@ export class DirectoryIterator implements AsyncIterable<ImageBatch> {
       if (img.length !== per) throw new Error(`${this.setup.what}: '${this.filenames[idx]}' came back with ${img.length} values, expected ${per}`);
       x.set(img, i * per);
     }));
+    return { x, y: this.labelsOf(indices), indices };
+  }
+
+  /** Labels of samples in the flow's class mode. */
+  private labelsOf(indices: Int32Array): Float32Array {
+    const { classMode } = this.setup;
+    const n = indices.length;
     let y: Float32Array;
     if (classMode === 'categorical') {
       y = new Float32Array(n * this.numClasses);
@@ -165,7 +190,20 @@ export class DirectoryIterator implements AsyncIterable<ImageBatch> {
     } else {
       y = new Float32Array(0);
     }
-    return { x, y };
+    return y;
+  }
+
+  /**
+   * One epoch (`length` batches) of sample indices and labels without decoding any image,
+   * advancing the stream exactly as iterating would (same order, same RNG draws). Model.fit
+   * uses it for epochs whose frozen-layer outputs are all cached.
+   */
+  async *indexBatches(): AsyncIterable<{ indices: Int32Array; y: Float32Array }> {
+    if (this.closed) throw new Error(`${this.setup.what}: the flow was closed`);
+    for (let k = 0; k < this.length; k++) {
+      const item = this.queue.shift() ?? this.plan(); // batches already being decoded are dropped
+      yield { indices: item.indices, y: this.labelsOf(item.indices) };
+    }
   }
 
   /** Plans batches until `want` are queued. */
