@@ -1,10 +1,13 @@
 // Conv2d as an implicit GEMM with workgroup-memory tiles: the portable kernel (any adapter, any
-// channel count). Used for the forward pass and, on the flipped kernel, for the input gradient.
+// channel count). Used for the forward pass and, on the rotated kernel, for the input gradient.
 //
 //   y[m, n] = act(sum_k A[m, k] * B[k, n] + bias[n])
-//   m = output pixel (N*outH*outW), n = output channel, k = (ky, kx, ci), B = w in HWIO [K, Cout].
+//   m = output pixel (N*outH*outW), n = output channel, k = (ky, kx, ci).
 //   A[m, k] = x[pixel m shifted by (ky - padTop, kx - padLeft), ci], zero outside the input;
 //   with MASK_IN, A is multiplied by (mask > 0) on load (ReLU backward: dz = dy * (y > 0)).
+//   B = w in HWIO [kh, kw, cin, cout] = [K, cout]; with ROTATED (input gradient: x = dz, y = dx,
+//   cin and cout are the layer's Cout and Cin) B[(ky, kx, c), n] = w[kh-1-ky, kw-1-kx, n, c],
+//   read in place from the layer's weights.
 //
 // A workgroup of 8x8 invocations computes a 32x32 tile of y, each invocation 4x4 outputs
 // (rows ty + 8i, columns tx + 8j, so neighbouring invocations touch neighbouring channels).
@@ -16,6 +19,7 @@ struct Shape {
   inH: u32, inW: u32, cin: u32, cout: u32,
   outH: u32, outW: u32, kh: u32, kw: u32,
   padTop: u32, padLeft: u32, m: u32, colGroups: u32,
+  relu: u32,  // 1: y = max(0, ...) (a uniform, not an override: only the epilogue reads it)
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
@@ -27,9 +31,9 @@ struct Shape {
 @group(0) @binding(6) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(7) var<storage, read> w4: array<vec4f>;
 
-override RELU_OUT: bool = false;
 override MASK_IN: bool = false;
 override VEC4: bool = false;
+override ROTATED: bool = false;
 
 const BM: u32 = 32u;
 const BN: u32 = 32u;
@@ -98,19 +102,35 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         As[(kk + 2u) * BM + mm] = v.z;
         As[(kk + 3u) * BM + mm] = v.w;
       }
-      // B: 16 rows x 8 vec4 of output channels.
       for (var r = 0u; r < 2u; r++) {
         let e = lid + 64u * r;
-        let kb = e / 8u;
-        let nb = 4u * (e % 8u);
-        var v = vec4f(0.0);
-        if (k0 + kb < kTotal && n0 + nb < shape.cout) {
-          v = w4[((k0 + kb) * shape.cout + n0 + nb) / 4u];
+        if (ROTATED) {
+          // B: 32 output channels x 4 vec4 along k (contiguous in the rotated layout).
+          let nb = e % 32u;
+          let kb = 4u * (e / 32u);
+          let kr = k0 + kb;
+          var v = vec4f(0.0);
+          if (kr < kTotal && n0 + nb < shape.cout) {
+            let tr = shape.kh * shape.kw - 1u - kr / shape.cin;
+            v = w4[((tr * shape.cout + n0 + nb) * shape.cin + kr % shape.cin) / 4u];
+          }
+          Bs[kb * BN + nb] = v.x;
+          Bs[(kb + 1u) * BN + nb] = v.y;
+          Bs[(kb + 2u) * BN + nb] = v.z;
+          Bs[(kb + 3u) * BN + nb] = v.w;
+        } else {
+          // B: 16 rows x 8 vec4 of output channels.
+          let kb = e / 8u;
+          let nb = 4u * (e % 8u);
+          var v = vec4f(0.0);
+          if (k0 + kb < kTotal && n0 + nb < shape.cout) {
+            v = w4[((k0 + kb) * shape.cout + n0 + nb) / 4u];
+          }
+          Bs[kb * BN + nb] = v.x;
+          Bs[kb * BN + nb + 1u] = v.y;
+          Bs[kb * BN + nb + 2u] = v.z;
+          Bs[kb * BN + nb + 3u] = v.w;
         }
-        Bs[kb * BN + nb] = v.x;
-        Bs[kb * BN + nb + 1u] = v.y;
-        Bs[kb * BN + nb + 2u] = v.z;
-        Bs[kb * BN + nb + 3u] = v.w;
       }
     } else {
       let kk = lid % 16u;
@@ -131,15 +151,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         let e = lid + 64u * r;
         let kb = e / BN;
         let nb = e % BN;
+        let kr = k0 + kb;
         var v = 0.0;
-        if (k0 + kb < kTotal && n0 + nb < shape.cout) {
-          v = w[(k0 + kb) * shape.cout + n0 + nb];
+        if (kr < kTotal && n0 + nb < shape.cout) {
+          if (ROTATED) {
+            v = w[((shape.kh * shape.kw - 1u - kr / shape.cin) * shape.cout + n0 + nb) * shape.cin + kr % shape.cin];
+          } else {
+            v = w[kr * shape.cout + n0 + nb];
+          }
         }
         Bs[kb * BN + nb] = v;
       }
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
+    // A runtime bound keeps this loop rolled: unrolled 16x it took LLVM (lavapipe) ~10 s to
+    // compile, for no measurable gain.
+    let kEnd = min(BK, kTotal - k0);
+    for (var kk = 0u; kk < kEnd; kk++) {
       var a: array<f32, 4>;
       var b: array<f32, 4>;
       for (var i = 0u; i < 4u; i++) {
@@ -163,7 +191,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let m = m0 + ty + 8u * i;
       if (m < shape.m) {
         var v = acc[i * 4u + j] + bn;
-        if (RELU_OUT) { v = max(v, 0.0); }
+        if (shape.relu == 1u) { v = max(v, 0.0); }
         y[m * shape.cout + n] = v;
       }
     }

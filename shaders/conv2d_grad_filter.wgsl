@@ -79,7 +79,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       Ds[mm * 32u + kk] = dz;
     }
     workgroupBarrier();
-    for (var mm = 0u; mm < 16u; mm++) {
+    // A runtime bound keeps this loop rolled (much faster to compile on lavapipe).
+    let mmEnd = min(16u, mEnd - mc);
+    for (var mm = 0u; mm < mmEnd; mm++) {
       var a: array<f32, 4>;
       var b: array<f32, 4>;
       for (var i = 0u; i < 4u; i++) {

@@ -1,8 +1,9 @@
 // Conv2d filter and bias gradients for adapters that run a workgroup of 8 invocations as one
 // SIMD subgroup (lavapipe); same GEMM, split and output layout as conv2d_grad_filter.wgsl's
-// `main` (whose `reduce` adds the splits up). Needs Cin % 4 == 0 and Cout % 4 == 0.
+// `main` (whose `reduce` adds the splits up). Needs Cin % 4 == 0 and Cout % 4 == 0. With ReLU,
+// dz = dy * (y > 0) comes from a pass of its own (conv2d_grad_input.wgsl), as in conv2d_sg.wgsl.
 //
-//   dW[k, n] = sum_m A[m, k] * dz[m, n],  db[n] = sum_m dz[m, n],  dz = dy (* (y > 0) with RELU)
+//   dW[k, n] = sum_m A[m, k] * dz[m, n],  db[n] = sum_m dz[m, n]
 //
 // A workgroup computes a 32 (k) x 32 (n) tile: k = 32 consecutive input channels of one tap, n =
 // 32 output channels. For each pixel m, lane l loads input channels 4l..4l+3 of the tile
@@ -22,12 +23,10 @@ struct Shape {
 
 @group(0) @binding(0) var<uniform> shape: Shape;
 @group(0) @binding(1) var<storage, read> x4: array<vec4f>;
-@group(0) @binding(2) var<storage, read> dy4: array<vec4f>;
-@group(0) @binding(3) var<storage, read> y4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> dz4: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> out4: array<vec4f>;
 @group(0) @binding(5) var<storage, read_write> outBias4: array<vec4f>;
 
-override RELU: bool = false;
 const SG: u32 = 8u;
 
 // Output pixel (image, row, column) and, in w, whether it is inside this split.
@@ -51,10 +50,7 @@ fn loadX(p: Pix, d: vec2i, ci4: u32, ciOk: bool) -> vec4f {
 }
 
 fn loadDz(m: u32, ok: bool, n4: u32) -> vec4f {
-  let at = select(0u, m * (shape.cout / 4u) + n4, ok);
-  var v = dy4[at];
-  if (RELU) { v = select(vec4f(0.0), v, y4[at] > vec4f(0.0)); }
-  return select(vec4f(0.0), v, ok);
+  return select(vec4f(0.0), dz4[select(0u, m * (shape.cout / 4u) + n4, ok)], ok);
 }
 
 fn outer(xb: vec4f, dz: vec4f) -> mat4x4f {

@@ -1,11 +1,13 @@
 // Conv2d as an implicit GEMM for adapters that run a workgroup of 8 invocations as one SIMD
-// subgroup (lavapipe / llvmpipe on AVX2). Used for the forward pass and, on the flipped kernel,
+// subgroup (lavapipe / llvmpipe on AVX2). Used for the forward pass and, on the rotated kernel,
 // for the input gradient. Needs Cin % 4 == 0 and Cout % 4 == 0 (vec4 loads on both operands).
 //
 //   y[m, n] = act(sum_k A[m, k] * B[k, n] + bias[n])
-//   m = output pixel (N*outH*outW), n = output channel, k = (ky, kx, ci), B = w in HWIO.
-//   A[m, k] = x[pixel m shifted by (ky - padTop, kx - padLeft), ci], zero outside the input;
-//   with MASK_IN, A is multiplied by (mask > 0) on load (ReLU backward: dz = dy * (y > 0)).
+//   m = output pixel (N*outH*outW), n = output channel, k = (ky, kx, ci).
+//   A[m, k] = x[pixel m shifted by (ky - padTop, kx - padLeft), ci], zero outside the input.
+//   B = w in HWIO [kh, kw, cin, cout]; with ROTATED (input gradient: x = dz, y = dx, cin and
+//   cout are the layer's Cout and Cin) B[(ky, kx, c), n] = w[kh-1-ky, kw-1-kx, n, c], read in
+//   place from the layer's weights (4 vec4 along c, transposed in registers).
 //
 // Why this shape: on llvmpipe every storage load whose offset is not a compile-time constant
 // is executed lane by lane, so a value that all lanes need ("uniform" weights in a classic
@@ -15,26 +17,27 @@
 // output channels; every lane then computes its 4 channels for all P = 8 * PI pixels of the
 // tile. All loads of one k-step come first and the arithmetic after, so the accumulators stay
 // in one straight-line block (interleaving the per-lane load loops with the FMAs made LLVM
-// spill them around every load: 2x slower).
+// spill them around every load: 2x slower). For the same reason the ReLU backward mask is not
+// applied here on load (it doubled the A loads: 1.3-2x slower) but by a pass of its own
+// (conv2d_grad_input.wgsl).
 enable subgroups;
 
 struct Shape {
   inH: u32, inW: u32, cin: u32, cout: u32,
   outH: u32, outW: u32, kh: u32, kw: u32,
   padTop: u32, padLeft: u32, m: u32, colGroups: u32,
+  relu: u32,  // 1: y = max(0, ...) (a uniform, not an override: only the epilogue reads it)
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
 @group(0) @binding(1) var<storage, read> x4: array<vec4f>;
-@group(0) @binding(2) var<storage, read> mask4: array<vec4f>;
-@group(0) @binding(3) var<storage, read> w4: array<vec4f>;
+@group(0) @binding(3) var<storage, read> w4: array<vec4f>;   // [kh, kw, cin, cout], or the layer's [kh, kw, cout, cin] when ROTATED
 @group(0) @binding(4) var<storage, read> bias4: array<vec4f>;
 @group(0) @binding(5) var<storage, read_write> y4: array<vec4f>;
 
 const SG: u32 = 8u;          // lanes per workgroup = subgroup
 override PI: u32 = 4u;       // pixel groups of 8 per tile (1..6): tile = 8*PI pixels x 32 channels
-override RELU_OUT: bool = false;
-override MASK_IN: bool = false;
+override ROTATED: bool = false;
 
 fn pixelOf(m: u32) -> vec3i {
   let mm = min(m, shape.m - 1u);
@@ -51,9 +54,7 @@ fn tapBase(p: vec3i, d: vec3i) -> vec2u {
 }
 
 fn loadA(t: vec2u, c: u32) -> vec4f {
-  var v = x4[t.x + c];
-  if (MASK_IN) { v = select(vec4f(0.0), v, mask4[t.x + c] > vec4f(0.0)); }
-  return select(vec4f(0.0), v, t.y == 1u);
+  return select(vec4f(0.0), x4[t.x + c], t.y == 1u);
 }
 
 fn fma4(a: vec4f, xb: vec4f, w0: vec4f, w1: vec4f, w2: vec4f, w3: vec4f) -> vec4f {
@@ -77,7 +78,7 @@ fn rank4(a0: ptr<function, vec4f>, a1: ptr<function, vec4f>, a2: ptr<function, v
 fn store1(m: u32, n4: u32, v: vec4f, mine: bool) {
   if (mine && m < shape.m) {
     var r = v;
-    if (RELU_OUT) { r = max(r, vec4f(0.0)); }
+    if (shape.relu == 1u) { r = max(r, vec4f(0.0)); }
     y4[m * (shape.cout / 4u) + n4] = r;
   }
 }
@@ -126,6 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let te = tapBase(pe, d);
       let tf = tapBase(pf, d);
       var row = (ky * shape.kw + kx) * shape.cin * cout4 + n4;
+      if (ROTATED) { row = (((shape.kh - 1u - ky) * shape.kw + shape.kw - 1u - kx) * shape.cout + 4u * n4) * cin4; }
       for (var ci = 0u; ci < cin4; ci++) {
         let xa = loadA(ta, ci);
         var xb = vec4f(0.0); var xc = vec4f(0.0); var xd = vec4f(0.0); var xe = vec4f(0.0); var xf = vec4f(0.0);
@@ -134,17 +136,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         if (PI > 3u) { xd = loadA(td, ci); }
         if (PI > 4u) { xe = loadA(te, ci); }
         if (PI > 5u) { xf = loadA(tf, ci); }
-        let w0 = w4[row];
-        let w1 = w4[row + cout4];
-        let w2 = w4[row + 2u * cout4];
-        let w3 = w4[row + 3u * cout4];
+        var w0: vec4f; var w1: vec4f; var w2: vec4f; var w3: vec4f;
+        if (ROTATED) {
+          // 4 input rows of w (this lane's 4 n) along c; transpose to 4 rows of B along n.
+          let t = transpose(mat4x4f(w4[row + ci], w4[row + cin4 + ci], w4[row + 2u * cin4 + ci], w4[row + 3u * cin4 + ci]));
+          w0 = t[0]; w1 = t[1]; w2 = t[2]; w3 = t[3];
+        } else {
+          w0 = w4[row];
+          w1 = w4[row + cout4];
+          w2 = w4[row + 2u * cout4];
+          w3 = w4[row + 3u * cout4];
+        }
         rank4(&a0, &a1, &a2, &a3, &a4, &a5, &a6, &a7, xa, w0, w1, w2, w3);
         if (PI > 1u) { rank4(&b0, &b1, &b2, &b3, &b4, &b5, &b6, &b7, xb, w0, w1, w2, w3); }
         if (PI > 2u) { rank4(&c0, &c1, &c2, &c3, &c4, &c5, &c6, &c7, xc, w0, w1, w2, w3); }
         if (PI > 3u) { rank4(&d0, &d1, &d2, &d3, &d4, &d5, &d6, &d7, xd, w0, w1, w2, w3); }
         if (PI > 4u) { rank4(&e0, &e1, &e2, &e3, &e4, &e5, &e6, &e7, xe, w0, w1, w2, w3); }
         if (PI > 5u) { rank4(&f0, &f1, &f2, &f3, &f4, &f5, &f6, &f7, xf, w0, w1, w2, w3); }
-        row += 4u * cout4;
+        if (!ROTATED) { row += 4u * cout4; }
       }
     }
   }

@@ -55,7 +55,7 @@ export class Conv2dKernel {
   private readonly bwd: Geometry;
   private readonly uniforms: GPUBuffer[] = [];
   private readonly scratch: GPUBuffer[] = [];
-  private flipped?: GPUBuffer;
+  private dz?: GPUBuffer;
   private zeroBias?: GPUBuffer;
   private partials?: { weights: GPUBuffer; bias: GPUBuffer };
 
@@ -64,7 +64,7 @@ export class Conv2dKernel {
     readonly shape: Readonly<Conv2dShape>,
     tuning: Conv2dTuning,
     private readonly pipelines: {
-      forward: Pipeline; backwardInput: Pipeline; flip: Pipeline; filter: Pipeline; reduce: Pipeline;
+      forward: Pipeline; backwardInput: Pipeline; reluMask?: Pipeline; filter: Pipeline; reduce: Pipeline;
     },
   ) {
     const s = shape;
@@ -99,17 +99,21 @@ export class Conv2dKernel {
     const variant = t.variant;
     const relu = shape.activation === 'relu';
     const vec4 = shape.inChannels % 4 === 0 && shape.outChannels % 4 === 0;
-    const gemm = (c: Record<string, number>) => variant === 'subgroup'
-      ? gpu.pipeline('conv2d_sg', { entryPoint: 'main', constants: { PI: t.pixelGroups, ...c } })
-      : gpu.pipeline('conv2d', { entryPoint: 'main', constants: { VEC4: vec4 ? 1 : 0, ...c } });
-    const [forward, backwardInput, flip, filter, reduce] = await Promise.all([
-      gemm({ RELU_OUT: relu ? 1 : 0, MASK_IN: 0 }),
-      gemm({ RELU_OUT: 0, MASK_IN: relu ? 1 : 0 }),
-      gpu.pipeline('conv2d_grad_input', { entryPoint: 'flip' }),
-      gpu.pipeline(variant === 'subgroup' ? 'conv2d_grad_filter_sg' : 'conv2d_grad_filter', { entryPoint: 'main', constants: { RELU: relu ? 1 : 0 } }),
+    // The ReLU backward mask: applied on load by the portable kernels, by a pass of its own
+    // before the subgroup ones (see conv2d_grad_input.wgsl).
+    const sub = variant === 'subgroup';
+    const gemm = (rotated: boolean) => sub
+      ? gpu.pipeline('conv2d_sg', { entryPoint: 'main', constants: { PI: t.pixelGroups, ROTATED: rotated ? 1 : 0 } })
+      : gpu.pipeline('conv2d', { entryPoint: 'main', constants: { VEC4: vec4 ? 1 : 0, ROTATED: rotated ? 1 : 0, MASK_IN: rotated && relu ? 1 : 0 } });
+    const [forward, backwardInput, reluMask, filter, reduce] = await Promise.all([
+      gemm(false),
+      gemm(true),
+      relu && sub ? gpu.pipeline('conv2d_grad_input', { entryPoint: 'relu_mask' }) : undefined,
+      sub ? gpu.pipeline('conv2d_grad_filter_sg', { entryPoint: 'main' })
+        : gpu.pipeline('conv2d_grad_filter', { entryPoint: 'main', constants: { RELU: relu ? 1 : 0 } }),
       gpu.pipeline('conv2d_grad_filter', { entryPoint: 'reduce' }),
     ]);
-    return new Conv2dKernel(gpu, shape, t, { forward, backwardInput, flip, filter, reduce });
+    return new Conv2dKernel(gpu, shape, t, { forward, backwardInput, reluMask, filter, reduce });
   }
 
   /** Checks the shape and completes the tuning (adapter-dependent defaults). */
@@ -184,34 +188,27 @@ export class Conv2dKernel {
   /** y = act(conv(x, w) + b). */
   forward(b: { x: GPUBuffer; w: GPUBuffer; b: GPUBuffer; y: GPUBuffer }): GpuOp {
     this.checkSizes('forward', { x: [b.x, this.inputBytes()], w: [b.w, this.weightBytes()], b: [b.b, this.shape.outChannels * 4], y: [b.y, this.outputBytes()] });
-    return this.gemm('forward', this.pipelines.forward, this.fwd, b.x, b.x, b.w, b.b, b.y);
+    return this.gemm('forward', this.pipelines.forward, this.fwd, b.x, b.x, b.w, b.b, b.y, this.shape.activation === 'relu');
   }
 
   /**
    * dx = dL/dx from dy = dL/dy; with ReLU, y (the forward output) masks dy: dz = dy * (y > 0).
-   * Two passes: rotate w into a scratch buffer, then the forward GEMM on dz.
+   * The forward GEMM on dz and the rotated kernel, read in place from w.
    */
   backwardInput(b: { dy: GPUBuffer; y?: GPUBuffer; w: GPUBuffer; dx: GPUBuffer }): GpuOp {
     const mask = this.requireY('backwardInput', b.y);
     this.checkSizes('backwardInput', { dy: [b.dy, this.outputBytes()], y: [mask ?? b.dy, this.outputBytes()], w: [b.w, this.weightBytes()], dx: [b.dx, this.inputBytes()] });
-    const gpu = this.gpu;
-    const s = this.shape;
-    const [kh, kw] = s.kernelSize;
-    this.flipped ??= this.keep(gpu.createBuffer(`${this.label} conv2d.rotated_w`, this.weightBytes()));
-    this.zeroBias ??= this.keep(gpu.createBuffer(`${this.label} conv2d.zero_bias`, s.inChannels * 4));
-    const fshape = this.uniform('flip', new Uint32Array([kh, kw, s.inChannels, s.outChannels]));
-    const flip = this.pipelines.flip;
-    const n = kh * kw * s.inChannels * s.outChannels;
-    const flipOp = gpu.dispatch(`${this.label} conv2d.rotate_w ${kh}x${kw}x${s.inChannels}x${s.outChannels}`, flip,
-      gpu.bindGroup(flip, { fshape, w: b.w, wt: this.flipped }, `${this.label} conv2d.rotate_w`), gpu.grid(Math.ceil(n / 256)));
-    const gemm = this.gemm('backwardInput', this.pipelines.backwardInput, this.bwd, b.dy, mask ?? b.dy, this.flipped, this.zeroBias, b.dx);
-    return sequence(gemm.label, [flipOp, gemm]);
+    this.zeroBias ??= this.keep(this.gpu.createBuffer(`${this.label} conv2d.zero_bias`, this.shape.inChannels * 4));
+    const { pre, dz, mask: onLoad } = this.maskFirst('backwardInput', b.dy, mask);
+    const gemm = this.gemm('backwardInput', this.pipelines.backwardInput, this.bwd, dz, onLoad ?? dz, b.w, this.zeroBias, b.dx);
+    return sequence(gemm.label, [...pre, gemm]);
   }
 
   /** dw = dL/dw and db = dL/db (overwritten), from x and dy (and y when the activation is ReLU). */
   backwardFilter(b: { x: GPUBuffer; dy: GPUBuffer; y?: GPUBuffer; dw: GPUBuffer; db: GPUBuffer }): GpuOp {
     const mask = this.requireY('backwardFilter', b.y);
     this.checkSizes('backwardFilter', { x: [b.x, this.inputBytes()], dy: [b.dy, this.outputBytes()], y: [mask ?? b.dy, this.outputBytes()], dw: [b.dw, this.weightBytes()], db: [b.db, this.shape.outChannels * 4] });
+    const { pre, dz, mask: onLoad } = this.maskFirst('backwardFilter', b.dy, mask);
     const gpu = this.gpu;
     const g = this.fwd;
     const splits = this.tuning.splits;
@@ -238,10 +235,10 @@ export class Conv2dKernel {
     const p = this.pipelines.filter;
     const label = `${this.label} conv2d.backwardFilter ${this.dims()} splits=${used}`;
     const res: Record<string, GPUBuffer> = sub
-      ? { shape, x4: b.x, dy4: b.dy, y4: mask ?? b.dy, out4: out, outBias4: outBias }
-      : { shape, x: b.x, dy: b.dy, y: mask ?? b.dy, out, outBias };
+      ? { shape, x4: b.x, dz4: dz, out4: out, outBias4: outBias }
+      : { shape, x: b.x, dy: dz, y: onLoad ?? dz, out, outBias };
     const filterOp = gpu.dispatch(label, p, gpu.bindGroup(p, res, label), gpu.grid(colGroups * kTiles * used));
-    if (splits === 1) return filterOp;
+    if (splits === 1) return sequence(label, [...pre, filterOp]);
     // Partials of unused splits (when pixels run out first) are never written: sum only `used`.
     const r = this.pipelines.reduce;
     const kc = kTotal * g.cout;
@@ -250,7 +247,7 @@ export class Conv2dKernel {
     const reduceOp = gpu.dispatch(reduceLabel, r,
       gpu.bindGroup(r, { rshape, part: this.partials!.weights, partBias: this.partials!.bias, dw: b.dw, db: b.db }, reduceLabel),
       gpu.grid(Math.ceil((kc + g.cout) / 256)));
-    return sequence(label, [filterOp, reduceOp]);
+    return sequence(label, [...pre, filterOp, reduceOp]);
   }
 
   /** Releases the uniforms and scratch buffers this kernel allocated (not the caller's buffers). */
@@ -258,26 +255,42 @@ export class Conv2dKernel {
     for (const buf of [...this.uniforms, ...this.scratch]) this.gpu.destroyBuffer(buf);
     this.uniforms.length = 0;
     this.scratch.length = 0;
-    this.flipped = undefined;
+    this.dz = undefined;
     this.zeroBias = undefined;
     this.partials = undefined;
   }
 
   // ---------------------------------------------------------------- internals
 
-  private gemm(pass: string, p: Pipeline, g: Geometry, x: GPUBuffer, mask: GPUBuffer, w: GPUBuffer, bias: GPUBuffer, y: GPUBuffer): GpuOp {
+  private gemm(pass: string, p: Pipeline, g: Geometry, x: GPUBuffer, mask: GPUBuffer, w: GPUBuffer, bias: GPUBuffer, y: GPUBuffer, relu = false): GpuOp {
     const gpu = this.gpu;
     const sub = this.tuning.variant === 'subgroup';
     const rows = sub ? SG * this.tuning.pixelGroups : TILE;
     const colGroups = sub ? Math.ceil(g.cout / 4 / SG) : Math.ceil(g.cout / TILE);
     const shape = this.uniform(pass, new Uint32Array([
       g.inH, g.inW, g.cin, g.cout, g.outH, g.outW, g.kh, g.kw, g.padTop, g.padLeft, g.m, colGroups,
+      relu ? 1 : 0,
     ]));
     const res: Record<string, GPUBuffer> = sub
-      ? { shape, x4: x, mask4: mask, w4: w, bias4: bias, y4: y }
+      ? { shape, x4: x, w4: w, bias4: bias, y4: y }
       : { shape, x, mask, w, bias, y, x4: x, w4: w };
     const label = `${this.label} conv2d.${pass} ${this.dims()}`;
     return gpu.dispatch(label, p, gpu.bindGroup(p, res, label), gpu.grid(colGroups * Math.ceil(g.m / rows)));
+  }
+
+  /**
+   * With ReLU and the subgroup kernels: a pass writing dz = dy * (y > 0) to scratch, which the
+   * GEMM then reads. Otherwise the GEMM reads dy and masks it with `mask` as it loads it.
+   */
+  private maskFirst(pass: string, dy: GPUBuffer, mask: GPUBuffer | undefined): { pre: GpuOp[]; dz: GPUBuffer; mask?: GPUBuffer } {
+    const p = this.pipelines.reluMask;
+    if (!mask || !p) return { pre: [], dz: dy, mask };
+    const gpu = this.gpu;
+    this.dz ??= this.keep(gpu.createBuffer(`${this.label} conv2d.dz`, this.outputBytes()));
+    const n4 = this.outputBytes() / 16;
+    const label = `${this.label} conv2d.${pass}.relu_mask ${this.dims()}`;
+    const res = { mshape: this.uniform('relu_mask', new Uint32Array([n4])), dy4: dy, y4: mask, dz4: this.dz };
+    return { pre: [gpu.dispatch(label, p, gpu.bindGroup(p, res, label), gpu.grid(Math.ceil(n4 / 64)))], dz: this.dz };
   }
 
   private dims(): string {
