@@ -41,18 +41,17 @@ function shapeOf([name, pool, cin, cout]: [string, number, number, number]): Con
 
 /** The configurations to compare: subgroup tiles of 8*g pixels, and the workgroup-memory kernel. */
 function configs(gpu: Gpu, s: Conv2dShape, pass: string): Partial<Conv2dTuning>[] {
-  const aligned = s.inChannels % 4 === 0 && s.outChannels % 4 === 0;
-  const sub = aligned && gpu.features.has('subgroups');
+  const sub = s.outChannels % 4 === 0 && gpu.features.has('subgroups');
   const list: Partial<Conv2dTuning>[] = [];
   if (pass === 'backwardFilter') {
-    for (const splits of [1, 2, 4]) {
+    for (const splits of (args.get('splits') ?? '1,2,4').split(',').map(Number)) {
       if (sub) list.push({ variant: 'subgroup', splits });
-      list.push({ variant: 'tiled', splits });
+      if (!args.has('no-tiled')) list.push({ variant: 'tiled', splits });
     }
     return list;
   }
   if (sub) for (const pixelGroups of (args.get('groups') ?? '2,3,4,5,6').split(',').map(Number)) list.push({ variant: 'subgroup', pixelGroups });
-  list.push({ variant: 'tiled' });
+  if (!args.has('no-tiled')) list.push({ variant: 'tiled' });
   return list;
 }
 

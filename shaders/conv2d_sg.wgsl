@@ -1,6 +1,8 @@
 // Conv2d as an implicit GEMM for adapters that run a workgroup of 8 invocations as one SIMD
 // subgroup (lavapipe / llvmpipe on AVX2). Used for the forward pass and, on the rotated kernel,
-// for the input gradient. Needs Cin % 4 == 0 and Cout % 4 == 0 (vec4 loads on both operands).
+// for the input gradient. Needs cout % 4 == 0; cin % 4 == 0 too for vec4 loads of x (CIN_VEC4),
+// else x is read as scalars, 4 channels at a time with the missing ones zero (Cin = 3 of
+// block1_conv1).
 //
 //   y[m, n] = act(sum_k A[m, k] * B[k, n] + bias[n])
 //   m = output pixel (N*outH*outW), n = output channel, k = (ky, kx, ci).
@@ -31,6 +33,7 @@ struct Shape {
 
 @group(0) @binding(0) var<uniform> shape: Shape;
 @group(0) @binding(1) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;      // the same buffer as x4
 @group(0) @binding(3) var<storage, read> w4: array<vec4f>;   // [kh, kw, cin, cout], or the layer's [kh, kw, cout, cin] when ROTATED
 @group(0) @binding(4) var<storage, read> bias4: array<vec4f>;
 @group(0) @binding(5) var<storage, read_write> y4: array<vec4f>;
@@ -38,6 +41,7 @@ struct Shape {
 const SG: u32 = 8u;          // lanes per workgroup = subgroup
 override PI: u32 = 4u;       // pixel groups of 8 per tile (1..6): tile = 8*PI pixels x 32 channels
 override ROTATED: bool = false;
+override CIN_VEC4: bool = true;  // cin % 4 == 0 (required with ROTATED)
 
 fn pixelOf(m: u32) -> vec3i {
   let mm = min(m, shape.m - 1u);
@@ -45,16 +49,22 @@ fn pixelOf(m: u32) -> vec3i {
   return vec3i(i32(mm / hw), i32((mm % hw) / shape.outW), i32(mm % shape.outW));
 }
 
-// Offset (in vec4s) of pixel p's input for tap offset d, and 1 if inside the input, else 0.
+// Index of the input pixel under tap offset d for output pixel p, and 1 if inside the input.
 fn tapBase(p: vec3i, d: vec3i) -> vec2u {
   let q = p + d;
   let ok = q.y >= 0 && q.y < i32(shape.inH) && q.z >= 0 && q.z < i32(shape.inW);
-  let at = u32((q.x * i32(shape.inH) + q.y) * i32(shape.inW) + q.z) * (shape.cin / 4u);
-  return select(vec2u(0u, 0u), vec2u(at, 1u), ok);
+  return select(vec2u(0u, 0u), vec2u(u32((q.x * i32(shape.inH) + q.y) * i32(shape.inW) + q.z), 1u), ok);
 }
 
+// Input channels 4c .. 4c+3 of tap t (zero outside the input and past cin).
 fn loadA(t: vec2u, c: u32) -> vec4f {
-  return select(vec4f(0.0), x4[t.x + c], t.y == 1u);
+  if (CIN_VEC4) {
+    return select(vec4f(0.0), x4[t.x * (shape.cin / 4u) + c], t.y == 1u);
+  }
+  let at = t.x * shape.cin + 4u * c;
+  let n = select(0u, shape.cin - 4u * c, t.y == 1u);
+  return vec4f(select(0.0, x[at], n > 0u), select(0.0, x[at + 1u], n > 1u),
+               select(0.0, x[at + 2u], n > 2u), select(0.0, x[at + 3u], n > 3u));
 }
 
 fn fma4(a: vec4f, xb: vec4f, w0: vec4f, w1: vec4f, w2: vec4f, w3: vec4f) -> vec4f {
@@ -102,7 +112,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let colGroup = g % shape.colGroups;
   let m0 = (g / shape.colGroups) * (SG * PI);
   let cout4 = shape.cout / 4u;
-  let cin4 = shape.cin / 4u;
+  let cin4 = (shape.cin + 3u) / 4u;
   let n4 = min(colGroup * SG + lane, cout4 - 1u);
   // Lane l loads pixel m0 + 8i + l of group i; group i's results are pixels m0 + 8i .. + 7.
   let pa = pixelOf(m0 + lane);
@@ -141,11 +151,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           // 4 input rows of w (this lane's 4 n) along c; transpose to 4 rows of B along n.
           let t = transpose(mat4x4f(w4[row + ci], w4[row + cin4 + ci], w4[row + 2u * cin4 + ci], w4[row + 3u * cin4 + ci]));
           w0 = t[0]; w1 = t[1]; w2 = t[2]; w3 = t[3];
-        } else {
+        } else if (CIN_VEC4) {
           w0 = w4[row];
           w1 = w4[row + cout4];
           w2 = w4[row + 2u * cout4];
           w3 = w4[row + 3u * cout4];
+        } else {
+          // Rows past cin belong to the next tap: zero (x is zero there too, but keep w finite).
+          let n = shape.cin - 4u * ci;
+          w0 = w4[row];
+          w1 = select(vec4f(0.0), w4[row + cout4], n > 1u);
+          w2 = select(vec4f(0.0), w4[row + 2u * cout4], n > 2u);
+          w3 = select(vec4f(0.0), w4[row + 3u * cout4], n > 3u);
         }
         rank4(&a0, &a1, &a2, &a3, &a4, &a5, &a6, &a7, xa, w0, w1, w2, w3);
         if (PI > 1u) { rank4(&b0, &b1, &b2, &b3, &b4, &b5, &b6, &b7, xb, w0, w1, w2, w3); }

@@ -23,9 +23,12 @@ function name(s: Case): string {
   return `N=${s.batch} ${s.height}x${s.width}x${s.inChannels} -> ${s.outChannels}, ${kh}x${kw} ${s.padding} ${s.activation}`;
 }
 
-/** The variants the adapter can run for this shape: the tiled kernels always, subgroup ones when possible. */
+/**
+ * The variants the adapter can run for this shape: the tiled kernels always, subgroup ones when
+ * possible (Cout % 4 == 0; the backward passes fall back to tiled kernels unless Cin % 4 == 0).
+ */
 function variants(gpu: Gpu, s: Case): Conv2dTuning['variant'][] {
-  const aligned = s.inChannels % 4 === 0 && s.outChannels % 4 === 0;
+  const aligned = s.outChannels % 4 === 0;
   const info = (gpu.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo;
   return aligned && gpu.features.has('subgroups') && (info?.subgroupMinSize ?? 0) >= 8 ? ['tiled', 'subgroup'] : ['tiled'];
 }

@@ -20,7 +20,8 @@ export interface Conv2dShape {
 export interface Conv2dTuning {
   /**
    * 'subgroup': kernels that share loaded values across a SIMD-8 subgroup (fast on lavapipe;
-   * needs the 'subgroups' feature, subgroups of at least 8 and Cin, Cout divisible by 4).
+   * need the 'subgroups' feature, subgroups of at least 8 and Cout divisible by 4; the backward
+   * passes also Cin divisible by 4, else they use the tiled kernels).
    * 'tiled': workgroup-memory tiles, any adapter and any channel count.
    */
   variant: 'subgroup' | 'tiled';
@@ -58,6 +59,8 @@ export class Conv2dKernel {
   private dz?: GPUBuffer;
   private zeroBias?: GPUBuffer;
   private partials?: { weights: GPUBuffer; bias: GPUBuffer };
+  /** Which passes run the subgroup kernels (the others the tiled ones). */
+  private readonly sub: { forward: boolean; backward: boolean };
 
   private constructor(
     private readonly gpu: Gpu,
@@ -70,6 +73,7 @@ export class Conv2dKernel {
     const s = shape;
     this.label = s.label ?? 'conv2d';
     this.tuning = tuning;
+    this.sub = subgroupPasses(tuning, s);
     const [kh, kw] = s.kernelSize;
     const same = s.padding === 'same';
     this.outHeight = same ? s.height : s.height - kh + 1;
@@ -96,20 +100,20 @@ export class Conv2dKernel {
    */
   static async create(gpu: Gpu, shape: Conv2dShape, tuning: Partial<Conv2dTuning> = {}): Promise<Conv2dKernel> {
     const t = Conv2dKernel.plan(gpu, shape, tuning);
-    const variant = t.variant;
     const relu = shape.activation === 'relu';
-    const vec4 = shape.inChannels % 4 === 0 && shape.outChannels % 4 === 0;
+    const cinVec4 = shape.inChannels % 4 === 0;
+    const vec4 = cinVec4 && shape.outChannels % 4 === 0;
+    const sub = subgroupPasses(t, shape);
     // The ReLU backward mask: applied on load by the portable kernels, by a pass of its own
     // before the subgroup ones (see conv2d_grad_input.wgsl).
-    const sub = variant === 'subgroup';
-    const gemm = (rotated: boolean) => sub
-      ? gpu.pipeline('conv2d_sg', { entryPoint: 'main', constants: { PI: t.pixelGroups, ROTATED: rotated ? 1 : 0 } })
+    const gemm = (rotated: boolean, subgroup: boolean) => subgroup
+      ? gpu.pipeline('conv2d_sg', { entryPoint: 'main', constants: { PI: t.pixelGroups, ROTATED: rotated ? 1 : 0, CIN_VEC4: rotated || cinVec4 ? 1 : 0 } })
       : gpu.pipeline('conv2d', { entryPoint: 'main', constants: { VEC4: vec4 ? 1 : 0, ROTATED: rotated ? 1 : 0, MASK_IN: rotated && relu ? 1 : 0 } });
     const [forward, backwardInput, reluMask, filter, reduce] = await Promise.all([
-      gemm(false),
-      gemm(true),
-      relu && sub ? gpu.pipeline('conv2d_grad_input', { entryPoint: 'relu_mask' }) : undefined,
-      sub ? gpu.pipeline('conv2d_grad_filter_sg', { entryPoint: 'main' })
+      gemm(false, sub.forward),
+      gemm(true, sub.backward),
+      relu && sub.backward ? gpu.pipeline('conv2d_grad_input', { entryPoint: 'relu_mask' }) : undefined,
+      sub.backward ? gpu.pipeline('conv2d_grad_filter_sg', { entryPoint: 'main' })
         : gpu.pipeline('conv2d_grad_filter', { entryPoint: 'main', constants: { RELU: relu ? 1 : 0 } }),
       gpu.pipeline('conv2d_grad_filter', { entryPoint: 'reduce' }),
     ]);
@@ -152,11 +156,10 @@ export class Conv2dKernel {
       if (bytes > max) fail(`${name} needs ${fmtBytes(bytes)}, over this adapter's maxStorageBufferBindingSize of ${fmtBytes(max)}; use a smaller batch or input size`);
     }
 
-    const vec4 = shape.inChannels % 4 === 0 && shape.outChannels % 4 === 0;
-    const canSubgroup = vec4 && gpu.features.has('subgroups') && subgroupMinSize(gpu) >= SG;
+    const canSubgroup = shape.outChannels % 4 === 0 && gpu.features.has('subgroups') && subgroupMinSize(gpu) >= SG;
     let variant = tuning.variant;
     if (variant === 'subgroup' && !canSubgroup) {
-      fail(`the subgroup kernels need the 'subgroups' feature with subgroups of at least ${SG} and channel counts divisible by 4`);
+      fail(`the subgroup kernels need the 'subgroups' feature with subgroups of at least ${SG} and outChannels divisible by 4`);
     }
     // The subgroup kernels run 8 invocations per workgroup: right for CPU adapters, where a
     // workgroup is one SIMD loop, too few for a real GPU.
@@ -188,7 +191,7 @@ export class Conv2dKernel {
   /** y = act(conv(x, w) + b). */
   forward(b: { x: GPUBuffer; w: GPUBuffer; b: GPUBuffer; y: GPUBuffer }): GpuOp {
     this.checkSizes('forward', { x: [b.x, this.inputBytes()], w: [b.w, this.weightBytes()], b: [b.b, this.shape.outChannels * 4], y: [b.y, this.outputBytes()] });
-    return this.gemm('forward', this.pipelines.forward, this.fwd, b.x, b.x, b.w, b.b, b.y, this.shape.activation === 'relu');
+    return this.gemm('forward', this.sub.forward, this.pipelines.forward, this.fwd, b.x, b.x, b.w, b.b, b.y, this.shape.activation === 'relu');
   }
 
   /**
@@ -200,7 +203,7 @@ export class Conv2dKernel {
     this.checkSizes('backwardInput', { dy: [b.dy, this.outputBytes()], y: [mask ?? b.dy, this.outputBytes()], w: [b.w, this.weightBytes()], dx: [b.dx, this.inputBytes()] });
     this.zeroBias ??= this.keep(this.gpu.createBuffer(`${this.label} conv2d.zero_bias`, this.shape.inChannels * 4));
     const { pre, dz, mask: onLoad } = this.maskFirst('backwardInput', b.dy, mask);
-    const gemm = this.gemm('backwardInput', this.pipelines.backwardInput, this.bwd, dz, onLoad ?? dz, b.w, this.zeroBias, b.dx);
+    const gemm = this.gemm('backwardInput', this.sub.backward, this.pipelines.backwardInput, this.bwd, dz, onLoad ?? dz, b.w, this.zeroBias, b.dx);
     return sequence(gemm.label, [...pre, gemm]);
   }
 
@@ -213,7 +216,7 @@ export class Conv2dKernel {
     const g = this.fwd;
     const splits = this.tuning.splits;
     const kTotal = g.kh * g.kw * g.cin;
-    const sub = this.tuning.variant === 'subgroup';
+    const sub = this.sub.backward;
     const colGroups = sub ? Math.ceil(g.cout / 4 / SG) : Math.ceil(g.cout / TILE);
     const kTiles = sub ? g.kh * g.kw * Math.ceil(g.cin / 4 / SG) : Math.ceil(kTotal / TILE);
     // Each split sums a whole number of steps (16 pixels in the tiled kernel, 4 in the other).
@@ -262,9 +265,8 @@ export class Conv2dKernel {
 
   // ---------------------------------------------------------------- internals
 
-  private gemm(pass: string, p: Pipeline, g: Geometry, x: GPUBuffer, mask: GPUBuffer, w: GPUBuffer, bias: GPUBuffer, y: GPUBuffer, relu = false): GpuOp {
+  private gemm(pass: string, sub: boolean, p: Pipeline, g: Geometry, x: GPUBuffer, mask: GPUBuffer, w: GPUBuffer, bias: GPUBuffer, y: GPUBuffer, relu = false): GpuOp {
     const gpu = this.gpu;
-    const sub = this.tuning.variant === 'subgroup';
     const rows = sub ? SG * this.tuning.pixelGroups : TILE;
     const colGroups = sub ? Math.ceil(g.cout / 4 / SG) : Math.ceil(g.cout / TILE);
     const shape = this.uniform(pass, new Uint32Array([
@@ -272,7 +274,7 @@ export class Conv2dKernel {
       relu ? 1 : 0,
     ]));
     const res: Record<string, GPUBuffer> = sub
-      ? { shape, x4: x, w4: w, bias4: bias, y4: y }
+      ? { shape, x4: x, x, w4: w, bias4: bias, y4: y }
       : { shape, x, mask, w, bias, y, x4: x, w4: w };
     const label = `${this.label} conv2d.${pass} ${this.dims()}`;
     return gpu.dispatch(label, p, gpu.bindGroup(p, res, label), gpu.grid(colGroups * Math.ceil(g.m / rows)));
@@ -341,6 +343,12 @@ export class Conv2dKernel {
 function describe(s: Conv2dShape): string {
   const k = Array.isArray(s.kernelSize) ? s.kernelSize.join('x') : String(s.kernelSize);
   return `[N=${s.batch}, H=${s.height}, W=${s.width}, Cin=${s.inChannels}] -> Cout=${s.outChannels}, kernel ${k}, padding ${s.padding}`;
+}
+
+/** The forward subgroup kernel needs Cout % 4 == 0, the backward ones Cin % 4 == 0 as well. */
+function subgroupPasses(t: Conv2dTuning, s: Conv2dShape): { forward: boolean; backward: boolean } {
+  const sub = t.variant === 'subgroup';
+  return { forward: sub, backward: sub && s.inChannels % 4 === 0 && s.outChannels % 4 === 0 };
 }
 
 function subgroupMinSize(gpu: Gpu): number {
