@@ -1,139 +1,160 @@
-import { parseArgs } from 'node:util';
-import { Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D, Model, SGD, VGG16, getGpu, memory, setInitSeed } from '../index.ts';
-import { fmtBytes } from '../gpu/index.ts';
-import { syntheticImages, toBatches } from './synthetic.ts';
+// The command-line tool: train / predict / evaluate / demo / convert-weights / info / bench.
+// Exit codes: 0 done, 1 failure, 2 usage error (one line saying what to do), 130 Ctrl-C.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { convertWeights, getGpu } from '../index.ts';
+import { fmtBytes, GpuError } from '../gpu/index.ts';
+import { defaultCacheDir, MANIFEST_FILE, VGG16_NOTOP } from '../io/weights-node.ts';
+import { parse, UsageError } from './args.ts';
+import { DEMO_HELP, demoCommand } from './demo.ts';
+import { EVALUATE_HELP, evaluateCommand, PREDICT_HELP, predictCommand } from './predict.ts';
+import { withTicker } from './progress.ts';
+import { TRAIN_HELP, trainCommand } from './train.ts';
 
-const HELP = `webgpu-finetune: fine-tune convolutional networks on WebGPU (Dawn in Node, or a browser)
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-Usage: webgpu-finetune <command> [options]
+const HELP = `webgpu-finetune: fine-tune VGG16 on your image folders with WebGPU (Dawn in Node, or a browser)
+
+Usage: webgpu-finetune <command> [options]      ('webgpu-finetune <command> --help' for its options)
 
 Commands:
-  info                 the WebGPU adapter, its limits and features
-  demo                 train a network on generated two-class images (the default main job
-                       until folder datasets and pretrained weights arrive)
-  help                 this text
-
-Run 'webgpu-finetune <command> --help' for a command's options.
+  demo              generate a small two-class image set and fine-tune on it (runs anywhere,
+                    in a few minutes on a CPU)
+  train             fine-tune on your folders, as the reference Keras program; checkpoints,
+                    curves and weights in a run folder; --resume continues a stopped run
+  predict           classify images with a trained run
+  evaluate          loss and accuracy of a trained run on a folder of images
+  convert-weights   convert a Keras .h5 weights file to manifest.json + weights.bin (for browsers)
+  info              the WebGPU adapter, its limits and features, and the weights cache
+  bench             the kernel (and training-step) benchmarks against TensorFlow.js
+  help              this text
 `;
 
-const DEMO_HELP = `webgpu-finetune demo [options]
+const CONVERT_HELP = `webgpu-finetune convert-weights FILE.h5 OUTDIR
 
-Trains on generated images (class 1 leans red, class 0 blue) and prints Keras's progress.
-  --model small|vgg16   small: a VGG-style net (2 conv blocks + Dense 64); vgg16: VGG16 with
-                        Keras's random initialisation, first 15 layers frozen, the reference
-                        top (Flatten, Dense 256 ReLU, Dropout 0.5, Dense 1 sigmoid)  [small]
-  --size HxW            input size                                          [32x32]
-  --batch N             batch size                                          [16]
-  --epochs N            epochs                                              [5]
-  --images N            training images (validation gets a quarter as many) [256]
-  --lr X                SGD learning rate                                   [0.05]
-  --momentum X          SGD momentum                                        [0.9]
-  --seed N              seed for data, initial weights and dropout          [1]
+Converts Keras weights (HDF5: the legacy layout of model.save_weights / keras.applications, the
+nested one, or Keras 3's .weights.h5) into OUTDIR/manifest.json + OUTDIR/weights.bin, the format
+the browser page and VGG16({ weights: URL }) load. Weightless layers (pools) are dropped.
 `;
 
-class UsageError extends Error {}
+const INFO_HELP = `webgpu-finetune info
 
-function int(v: string | undefined, name: string, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer, got '${v}'`);
-  return n;
-}
+Prints the WebGPU adapter this machine gives (vendor, architecture, fallback/compatibility), its
+limits that matter for training, its features, and where ImageNet weights are cached.
+`;
 
-function num(v: string | undefined, name: string, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number >= 0, got '${v}'`);
-  return n;
-}
+const BENCH_HELP = `webgpu-finetune bench [options]
 
-async function info(): Promise<void> {
+Runs the kernel benchmarks (bench/kernels.ts: our kernels beside TensorFlow.js's WebGPU backend on
+the same adapter) and, where present, the training-step benchmark (bench/train-step.ts). Options
+are passed through to them; 'webgpu-finetune bench --help' shows theirs. Needs the repository's
+bench/ folder (a git checkout).
+`;
+
+async function info(args: string[]): Promise<number> {
+  if (parse('info', args, {}).values.help) {
+    console.log(INFO_HELP);
+    return 0;
+  }
   const gpu = await getGpu();
   console.log(`adapter: ${gpu.describe()}`);
   const l = gpu.limits as unknown as Record<string, number>;
-  for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupsPerDimension']) {
+  for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupsPerDimension']) {
     const v = l[k];
     console.log(`  ${k.padEnd(36)} ${k.includes('Size') && v > 65536 ? fmtBytes(v) : v}`);
   }
-  console.log(`features: ${[...gpu.features].sort().join(', ')}`);
+  console.log(`features: ${[...gpu.features].sort().join(', ') || '(none)'}`);
+  const has = (f: string) => gpu.features.has(f as GPUFeatureName);
+  console.log(`  used here: subgroups ${has('subgroups') ? 'yes (subgroup GEMM kernels)' : 'no (workgroup-memory tiles)'}, timestamp-query ${has('timestamp-query') ? 'yes (bench timings)' : 'no (bench falls back to wall-clock)'}`);
+  const cache = defaultCacheDir();
+  const converted = join(cache, VGG16_NOTOP.converted, MANIFEST_FILE);
+  const h5 = join(cache, VGG16_NOTOP.fileName);
+  const state = existsSync(converted) ? 'cached (converted)' : existsSync(h5) ? 'cached (.h5, converted on first use)' : 'not cached: downloaded on first use of --weights imagenet';
+  console.log(`weights cache: ${cache} (set WEBGPU_FINETUNE_CACHE to move it)`);
+  console.log(`  VGG16 ImageNet (notop, ${fmtBytes(VGG16_NOTOP.bytes)}): ${state}`);
+  return 0;
 }
 
-async function demo(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: {
-    model: { type: 'string' }, size: { type: 'string' }, batch: { type: 'string' }, epochs: { type: 'string' },
-    images: { type: 'string' }, lr: { type: 'string' }, momentum: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean' },
-  } });
+async function convert(args: string[]): Promise<number> {
+  const { values, positionals } = parse('convert-weights', args, {}, true);
   if (values.help) {
-    console.log(DEMO_HELP);
-    return;
+    console.log(CONVERT_HELP);
+    return 0;
   }
-  const size = (values.size ?? '32x32').split('x').map(Number);
-  if (size.length !== 2 || size.some((d) => !Number.isInteger(d) || d < 8)) throw new UsageError(`--size must look like 32x32 (each at least 8), got '${values.size}'`);
-  const batch = int(values.batch, 'batch', 16);
-  const epochs = int(values.epochs, 'epochs', 5);
-  const images = int(values.images, 'images', 256);
-  const seed = int(values.seed, 'seed', 1);
-  const kind = values.model ?? 'small';
-  if (kind !== 'small' && kind !== 'vgg16') throw new UsageError(`--model must be small or vgg16, got '${kind}'`);
-  const shape: [number, number, number] = [size[0], size[1], 3];
-  setInitSeed(seed);
-
-  const gpu = await getGpu();
-  console.log(`adapter: ${gpu.describe()}`);
-  let model: Model;
-  if (kind === 'vgg16') {
-    if (size[0] < 32 || size[1] < 32) throw new UsageError('--model vgg16 needs --size of at least 32x32');
-    const base = await VGG16({ weights: null, includeTop: false, inputTensor: Input({ shape }) });
-    for (const l of base.layers.slice(0, 15)) l.trainable = false;
-    let x = new Flatten().apply(base.output);
-    x = new Dense({ units: 256, activation: 'relu' }).apply(x);
-    x = new Dropout({ rate: 0.5 }).apply(x);
-    model = new Model({ inputs: base.input, outputs: new Dense({ units: 1, activation: 'sigmoid' }).apply(x) });
-  } else {
-    const input = Input({ shape });
-    let x = new Conv2D({ filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', name: 'block1_conv1' }).apply(input);
-    x = new MaxPooling2D({ name: 'block1_pool' }).apply(x);
-    x = new Conv2D({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', name: 'block2_conv1' }).apply(x);
-    x = new MaxPooling2D({ name: 'block2_pool' }).apply(x);
-    x = new Flatten().apply(x);
-    x = new Dense({ units: 64, activation: 'relu' }).apply(x);
-    x = new Dropout({ rate: 0.5 }).apply(x);
-    model = new Model({ inputs: input, outputs: new Dense({ units: 1, activation: 'sigmoid' }).apply(x) });
-  }
-  model.seed = seed;
-  model.compile({ optimizer: new SGD({ learningRate: num(values.lr, 'lr', 0.05), momentum: num(values.momentum, 'momentum', 0.9) }), loss: 'binary_crossentropy', metrics: ['acc'] });
-  model.summary();
-  const train = syntheticImages(images, shape, seed);
-  const val = syntheticImages(Math.max(1, Math.floor(images / 4)), shape, seed + 1000);
-  const t0 = Date.now();
-  const history = await model.fit(toBatches(train.x, train.y, batch), { epochs, validationData: toBatches(val.x, val.y, batch) });
-  const best = history.history.val_acc.reduce((b, v, i, a) => (v > a[b] ? i : b), 0);
-  const m = model.memory(batch);
-  console.log(`best val_acc ${history.history.val_acc[best].toFixed(4)} at epoch ${best + 1}; ${((Date.now() - t0) / 1000).toFixed(1)} s; ` +
-    `plan memory ${fmtBytes(m.total)} (weights ${fmtBytes(m.weights)}, gradients ${fmtBytes(m.gradients)}, activations ${fmtBytes(m.activations)}); device now ${fmtBytes(memory().numBytes)}`);
+  if (positionals.length !== 2) throw new UsageError(`convert-weights takes FILE.h5 OUTDIR (got ${positionals.length} argument${positionals.length === 1 ? '' : 's'}); see 'webgpu-finetune convert-weights --help'`);
+  const [file, out] = positionals;
+  const st = await stat(file).catch(() => null);
+  if (!st?.isFile()) throw new UsageError(`convert-weights: '${file}' does not exist or is not a file; give the path of a Keras .h5 weights file`);
+  const manifest = await withTicker(`Converting ${file}`, () => convertWeights(file, out)).catch((e: Error) => {
+    throw new Error(`cannot convert '${file}': ${e.message}`);
+  });
+  const layers = new Set(manifest.tensors.map((t) => t.layer));
+  console.log(`${layers.size} layers, ${manifest.tensors.length} tensors, ${fmtBytes(manifest.byteLength)} -> ${join(out, MANIFEST_FILE)} + ${join(out, manifest.dataFile)}`);
+  return 0;
 }
+
+/** Runs a bench script with tsx in the repository root; resolves to its exit code. */
+function runScript(script: string, args: string[]): Promise<number> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, stdio: 'inherit' });
+    child.on('error', rej);
+    child.on('exit', (code, signal) => res(code ?? (signal ? 130 : 1)));
+  });
+}
+
+async function bench(args: string[]): Promise<number> {
+  if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) console.log(BENCH_HELP);
+  const kernels = join(ROOT, 'bench', 'kernels.ts');
+  if (!existsSync(kernels)) throw new Error(`the benchmarks are not here (${kernels} is missing): they ship with the git repository, not the npm package`);
+  const scripts = [kernels, join(ROOT, 'bench', 'train-step.ts')].filter((p) => existsSync(p));
+  for (const s of scripts) {
+    const code = await runScript(s, args);
+    if (code !== 0) return code;
+  }
+  return 0;
+}
+
+const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
+  demo: { run: demoCommand, help: DEMO_HELP },
+  train: { run: trainCommand, help: TRAIN_HELP },
+  predict: { run: predictCommand, help: PREDICT_HELP },
+  evaluate: { run: evaluateCommand, help: EVALUATE_HELP },
+  'convert-weights': { run: convert, help: CONVERT_HELP },
+  info: { run: info, help: INFO_HELP },
+  bench: { run: bench, help: BENCH_HELP },
+};
 
 /** Runs a command; returns the exit code (2: usage error, 1: failure). */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (!command || command === 'help' || command === '--help' || command === '-h') {
-      console.log(HELP);
+      const topic = command === 'help' ? rest[0] : undefined;
+      if (topic && COMMANDS[topic]) console.log(COMMANDS[topic].help);
+      else if (!command) {
+        console.error(HELP);
+        console.error("webgpu-finetune: no command given; try 'webgpu-finetune demo'");
+      } else console.log(HELP);
       return command ? 0 : 2;
     }
-    if (command === 'info') await info();
-    else if (command === 'demo') await demo(rest);
-    else throw new UsageError(`unknown command '${command}'; run 'webgpu-finetune help'`);
-    return 0;
+    const c = COMMANDS[command];
+    if (!c) throw new UsageError(`unknown command '${command}'; commands: ${Object.keys(COMMANDS).join(', ')} (see 'webgpu-finetune help')`);
+    return await c.run(rest);
   } catch (e) {
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`webgpu-finetune: ${(e as Error).message}`);
+    const err = e as Error;
+    if (err instanceof UsageError) {
+      console.error(`webgpu-finetune: ${err.message}`);
       return 2;
     }
-    console.error(`webgpu-finetune: ${(e as Error).message}`);
+    // Failures: the message says what went wrong and what to do; no stack unless asked for.
+    if (err instanceof GpuError || !process.env.WEBGPU_FINETUNE_DEBUG) console.error(`webgpu-finetune: ${err.message ?? String(e)}`);
+    else console.error(err);
     return 1;
   } finally {
-    // Dawn keeps the process alive otherwise.
+    // Dawn's device keeps the event loop alive; leave once the command is done.
     setTimeout(() => process.exit(process.exitCode ?? 0), 50).unref();
   }
 }

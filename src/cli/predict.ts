@@ -1,0 +1,176 @@
+// `predict` and `evaluate` on a trained run folder: the settings tell the input size and the
+// classes; the weights are the run's final ones, or its last checkpoint if it did not finish.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ImageDataGenerator, importWeights, setInitSeed, type Model } from '../index.ts';
+import { compareCodePoints, hasImageExtension } from '../io/dataset.ts';
+import { processImage, type ImageSpec } from '../io/pipeline.ts';
+import { readPngNode } from '../io/png-node.ts';
+import { display, int, parse, required, UsageError } from './args.ts';
+import { CHECKPOINT_FILE, readCheckpoint } from './checkpoint.ts';
+import { referenceModel } from './reference-model.ts';
+import { readSettings, requireDir, WEIGHTS_DIR, type RunSettings } from './train.ts';
+
+export const PREDICT_HELP = `webgpu-finetune predict --model RUN_DIR [--json] [--batch N] IMAGE_OR_FOLDER...
+
+Classifies images with a trained run (the --out folder of train): prints each image's class
+and the probability of that class. Folders are searched recursively for image files (png, jpg,
+jpeg, bmp, ppm). Images are resized to the run's size (nearest neighbour, as Keras's load_img)
+and scaled by 1/255, as in training.
+
+  --model DIR   the run folder (settings.json + weights/, or its checkpoint)     (required)
+  --json        print JSON instead of a table: for each image its file, class, probability,
+                and output (the sigmoid output, the probability of the class with index 1)
+  --batch N     images per forward pass                                     [the run's batch]
+`;
+
+export const EVALUATE_HELP = `webgpu-finetune evaluate --model RUN_DIR --data DIR [--json] [--batch N]
+
+Loss and accuracy of a trained run on a folder of images (one subfolder per class, the same
+classes as in training), as Keras's model.evaluate on a flow_from_directory with rescale 1/255.
+
+  --model DIR   the run folder                                                 (required)
+  --data DIR    the images                                                      (required)
+  --json        print { "loss": ..., "acc": ..., "samples": ... }
+  --batch N     batch size                                                  [the run's batch]
+`;
+
+/** A run's model with its trained weights; says which weights when they are the checkpoint's. */
+export async function loadRun(dir: string, note: (l: string) => void): Promise<{ settings: RunSettings; model: Model; classes: string[] }> {
+  const abs = resolve(dir);
+  const st = await stat(abs).catch(() => null);
+  if (!st?.isDirectory()) throw new UsageError(`--model: run folder '${dir}' does not exist; give the --out folder of a train run`);
+  const settings = await readSettings(abs);
+  setInitSeed(settings.seed);
+  const model = await referenceModel(settings, null);
+  const final = join(abs, WEIGHTS_DIR);
+  if (await stat(join(final, 'manifest.json')).catch(() => null)) {
+    await model.loadWeights(final).catch((e: Error) => {
+      throw new Error(`cannot load the run's weights from ${final}: ${e.message}`);
+    });
+  } else {
+    const ckpt = await readCheckpoint(join(abs, CHECKPOINT_FILE)).catch((e: Error) => {
+      throw new Error(`the run in '${dir}' has no final weights (${WEIGHTS_DIR}/) and no usable checkpoint: ${e.message}`);
+    });
+    await importWeights(model, ckpt.weights.manifest, ckpt.weights.data);
+    note(`note: the run did not finish; using its checkpoint (epoch ${ckpt.state.epoch}${ckpt.state.step ? ` and ${ckpt.state.step} steps` : ''}) from ${ckpt.created}`);
+  }
+  const indices = settings.classIndices ?? { '0': 0, '1': 1 };
+  const classes = Object.entries(indices).sort((a, b) => a[1] - b[1]).map(([name]) => name);
+  return { settings, model, classes };
+}
+
+/** Image files named on the command line: files as given, folders searched recursively (sorted). */
+export async function collectImages(paths: string[]): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string) => {
+    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => compareCodePoints(a.name, b.name));
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (hasImageExtension(e.name)) out.push(p);
+    }
+  };
+  for (const p of paths) {
+    const st = await stat(p).catch(() => null);
+    if (!st) throw new UsageError(`'${p}' does not exist; give image files or folders of images`);
+    if (st.isDirectory()) {
+      const before = out.length;
+      await walk(p);
+      if (out.length === before) throw new UsageError(`the folder '${p}' holds no image files (png, jpg, jpeg, bmp, ppm)`);
+    } else out.push(p);
+  }
+  return out;
+}
+
+export interface Prediction {
+  file: string;
+  class: string | null;
+  classIndex: number | null;
+  /** probability of `class` */
+  probability: number | null;
+  /** the sigmoid output: probability of class index 1 */
+  output: number | null;
+  error?: string;
+}
+
+/** Predictions for image files, in the order given. Unreadable files get an `error` instead. */
+export async function predictFiles(model: Model, settings: RunSettings, classes: string[], files: string[], batch: number): Promise<Prediction[]> {
+  const spec: ImageSpec = { height: settings.height, width: settings.width, interpolation: 'nearest', augment: { fillMode: 'nearest', cval: 0, interpolationOrder: 1, rescale: 1 / 255 } };
+  const per = settings.height * settings.width * 3;
+  const results: Prediction[] = files.map((f) => ({ file: f, class: null, classIndex: null, probability: null, output: null }));
+  const good: number[] = [];
+  const images: Float32Array[] = [];
+  for (let i = 0; i < files.length; i++) {
+    try {
+      images.push(processImage(new Uint8Array(await readFile(files[i])), spec, null, readPngNode));
+      good.push(i);
+    } catch (e) {
+      results[i].error = (e as Error).message;
+    }
+  }
+  for (let s = 0; s < good.length; s += batch) {
+    const n = Math.min(batch, good.length - s);
+    const x = new Float32Array(n * per);
+    for (let k = 0; k < n; k++) x.set(images[s + k], k * per);
+    const p = await model.predict(x, { batchSize: n });
+    for (let k = 0; k < n; k++) {
+      const r = results[good[s + k]];
+      r.output = p[k];
+      r.classIndex = p[k] > 0.5 ? 1 : 0;
+      r.class = classes[r.classIndex];
+      r.probability = r.classIndex === 1 ? p[k] : 1 - p[k];
+    }
+  }
+  return results;
+}
+
+export async function predictCommand(args: string[]): Promise<number> {
+  const { values: v, positionals } = parse('predict', args, { model: { type: 'string' }, json: { type: 'boolean' }, batch: { type: 'string' } }, true);
+  if (v.help) {
+    console.log(PREDICT_HELP);
+    return 0;
+  }
+  const dir = required(v.model, 'model', 'predict', 'RUN_DIR (the --out folder of train)');
+  if (!positionals.length) throw new UsageError("predict: give at least one image file or folder after the options; see 'webgpu-finetune predict --help'");
+  const files = await collectImages(positionals);
+  const { settings, model, classes } = await loadRun(dir, (l) => console.error(l));
+  const results = await predictFiles(model, settings, classes, files, int(v.batch, 'batch', settings.batch));
+  if (v.json) {
+    console.log(JSON.stringify({ model: resolve(dir), classes, predictions: results }, null, 1));
+  } else {
+    const names = results.map((r) => display(r.file));
+    const w = Math.max(5, ...names.map((n) => n.length));
+    const cw = Math.max(5, ...classes.map((c) => c.length));
+    console.log(`${'image'.padEnd(w)}  ${'class'.padEnd(cw)}  probability`);
+    results.forEach((r, i) => {
+      console.log(r.error ? `${names[i].padEnd(w)}  ${'-'.padEnd(cw)}  cannot read it: ${r.error}` : `${names[i].padEnd(w)}  ${r.class!.padEnd(cw)}  ${r.probability!.toFixed(4)}`);
+    });
+  }
+  const failed = results.filter((r) => r.error).length;
+  if (failed) console.error(`webgpu-finetune: ${failed} of ${results.length} images could not be read (see above)`);
+  return failed ? 1 : 0;
+}
+
+export async function evaluateCommand(args: string[]): Promise<number> {
+  const { values: v } = parse('evaluate', args, { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' }, batch: { type: 'string' } });
+  if (v.help) {
+    console.log(EVALUATE_HELP);
+    return 0;
+  }
+  const dir = required(v.model, 'model', 'evaluate', 'RUN_DIR (the --out folder of train)');
+  const data = await requireDir(required(v.data, 'data', 'evaluate', 'DIR (images in one subfolder per class)'), '--data');
+  const log = v.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
+  const { settings, model, classes } = await loadRun(dir, (l) => console.error(l));
+  const flow = await new ImageDataGenerator({ rescale: 1 / 255 }).flowFromDirectory(data, {
+    targetSize: [settings.height, settings.width], batchSize: int(v.batch, 'batch', settings.batch), classMode: 'binary', shuffle: false, classes, log,
+  });
+  try {
+    const [loss, acc] = await model.evaluate(flow);
+    if (v.json) console.log(JSON.stringify({ loss, acc, samples: flow.samples, classes }));
+    else console.log(`${flow.samples} images: loss: ${loss.toFixed(4)} - acc: ${acc.toFixed(4)}`);
+  } finally {
+    await flow.close();
+  }
+  return 0;
+}

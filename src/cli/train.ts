@@ -1,0 +1,442 @@
+/**
+ * `train`: the reference program on the user's folders, with a run folder (settings, history,
+ * curves, final weights), a checkpoint after every epoch and on Ctrl-C, and `--resume`.
+ *
+ * Exact resumption: the checkpoint holds the weights, the optimizer state (its iteration also
+ * seeds dropout masks), the history, both flows' positions (their order and augmentation are a
+ * function of seed and batch counter, so seek() restores them) and, for an epoch stopped
+ * part-way, the per-step results already folded into that epoch's running means. A resumed run
+ * therefore ends with the same weights and history as one that never stopped.
+ */
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { getGpu, ImageDataGenerator, setInitSeed, type DirectoryIterator, type Logs, type Model } from '../index.ts';
+import { defaultSink, Progbar } from '../graph/progbar.ts';
+import { display, int, num, oneOf, parse, required, size, UsageError } from './args.ts';
+import { CHECKPOINT_FILE, emptyHistory, readCheckpoint, restoreCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint, type RunHistory, type TrainState } from './checkpoint.ts';
+import { historySvg } from './plot.ts';
+import { fmtDuration, withTicker } from './progress.ts';
+import { ARCHITECTURE, referenceModel, TOP, VGG16_LAYERS } from './reference-model.ts';
+
+export const TRAIN_HELP = `webgpu-finetune train --train DIR --val DIR [options]
+webgpu-finetune train --resume RUN_DIR [--epochs N]
+
+Fine-tunes VGG16 on image folders as the reference Keras program does: VGG16 without its top,
+the first --freeze layers frozen, Flatten, Dense 256 ReLU, Dropout 0.5, Dense 1 sigmoid; SGD,
+binary cross-entropy, accuracy. Each folder holds one subfolder per class (exactly two), e.g.
+data/train/cats, data/train/dogs. Prints Keras's progress; writes a run folder.
+
+  --train DIR            training images, one subfolder per class            (required)
+  --val DIR              validation images, the same class subfolders         (required)
+  --size HxW             images are resized to this (Keras's target_size)   [240x360]
+  --batch N              batch size                                         [32]
+  --epochs N             epochs                                             [10]
+  --freeze N             layers of VGG16 (input layer included) kept frozen; 15 = blocks 1-4,
+                         0 trains everything, 19 only the new top              [15]
+  --weights W            VGG16's starting weights: imagenet (Keras's, cached after the first
+                         download), none (random initialisation), or a path to a Keras .h5
+                         file or an exported manifest.json / its folder        [imagenet]
+  --lr X                 SGD learning rate                                  [0.01]
+  --momentum X           SGD momentum                                       [0]
+  --nesterov             Nesterov momentum
+  --augment keras|none   keras: the reference program's training augmentation (rotation 30,
+                         width shift 0.3, zoom 0.3, horizontal and vertical flips); none: rescale
+                         only. Validation images are always only rescaled (1/255).  [keras]
+  --seed N               seed for data order, augmentation, initial weights and dropout; the
+                         same seed gives the same run                         [random]
+  --out DIR              the run folder                                     [runs/<time>]
+  --resume DIR           continue a stopped run from its last checkpoint (its settings are
+                         reused; --epochs may raise the epoch count)
+
+The run folder gets: settings.json (settings, classes, adapter), history.json and history.svg
+(loss and accuracy per epoch), weights/ (manifest.json + weights.bin), model.h5 (Keras HDF5) and
+checkpoint.ckpt (after every epoch, and on Ctrl-C). Ctrl-C stops after the step in progress and
+saves a checkpoint; a second Ctrl-C quits at once.
+`;
+
+/** settings.json: what a run was asked to do, and what it found. */
+export interface RunSettings {
+  format: 'webgpu-finetune-run';
+  version: 1;
+  architecture: typeof ARCHITECTURE;
+  top: string;
+  train: string;
+  val: string;
+  height: number;
+  width: number;
+  batch: number;
+  epochs: number;
+  freeze: number;
+  /** as asked: 'imagenet', 'none' or a path */
+  weights: string;
+  lr: number;
+  momentum: number;
+  nesterov: boolean;
+  augment: 'keras' | 'none';
+  seed: number;
+  /** filled in when the run starts */
+  weightsUsed?: string;
+  classIndices?: Record<string, number>;
+  trainSamples?: number;
+  valSamples?: number;
+  adapter?: string;
+  created?: string;
+  command?: string[];
+}
+
+export const SETTINGS_FILE = 'settings.json';
+export const HISTORY_FILE = 'history.json';
+export const PLOT_FILE = 'history.svg';
+export const WEIGHTS_DIR = 'weights';
+export const H5_FILE = 'model.h5';
+
+/** The reference program's ImageDataGenerator settings. */
+export const KERAS_AUGMENT = { rescale: 1 / 255, widthShiftRange: 0.3, rotationRange: 30, zoomRange: 0.3, horizontalFlip: true, verticalFlip: true };
+
+/** Thrown (as the abort reason) when Ctrl-C stops training. */
+export class Interrupted extends Error {
+  constructor() {
+    super('interrupted');
+    this.name = 'Interrupted';
+  }
+}
+
+/** Keras's behaviour on a folder that is not there is an exception; ours is a usage error naming it. */
+export async function requireDir(path: string, flag: string): Promise<string> {
+  const abs = resolve(path);
+  const st = await stat(abs).catch(() => null);
+  if (!st) throw new UsageError(`${flag} folder '${path}' does not exist (resolved to ${abs}); give a folder with one subfolder per class`);
+  if (!st.isDirectory()) throw new UsageError(`${flag} '${path}' is a file; give a folder with one subfolder per class`);
+  return abs;
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-');
+}
+
+export async function readSettings(dir: string): Promise<RunSettings> {
+  const path = join(dir, SETTINGS_FILE);
+  const text = await readFile(path, 'utf8').catch(() => null);
+  if (text === null) throw new UsageError(`'${dir}' is not a run folder (no ${SETTINGS_FILE}); give the --out folder of a train run`);
+  let s: RunSettings;
+  try {
+    s = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path} is damaged (${(e as Error).message})`);
+  }
+  if (s.format !== 'webgpu-finetune-run' || s.architecture !== ARCHITECTURE) throw new Error(`${path} is not a settings file of this tool (format ${s.format}, architecture ${s.architecture})`);
+  return s;
+}
+
+/** Parses train's flags into settings (or a resume request). */
+export async function parseTrain(args: string[]): Promise<{ help: true } | { resume: string; epochs?: number } | { settings: RunSettings; out: string }> {
+  const { values: v } = parse('train', args, {
+    train: { type: 'string' }, val: { type: 'string' }, size: { type: 'string' }, batch: { type: 'string' }, epochs: { type: 'string' },
+    freeze: { type: 'string' }, weights: { type: 'string' }, lr: { type: 'string' }, momentum: { type: 'string' }, nesterov: { type: 'boolean' },
+    augment: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' },
+  });
+  if (v.help) return { help: true };
+  if (v.resume !== undefined) {
+    const others = Object.keys(v).filter((k) => k !== 'resume' && k !== 'epochs' && v[k as keyof typeof v] !== undefined);
+    if (others.length) throw new UsageError(`train --resume takes the run's own settings; drop ${others.map((k) => `--${k}`).join(', ')} (only --epochs may be given)`);
+    return { resume: v.resume, epochs: v.epochs === undefined ? undefined : int(v.epochs, 'epochs', 10) };
+  }
+  const trainDir = required(v.train, 'train', 'train', 'DIR (training images, one subfolder per class)');
+  const valDir = required(v.val, 'val', 'train', 'DIR (validation images, one subfolder per class)');
+  const [height, width] = size(v.size, [240, 360]);
+  const freeze = int(v.freeze, 'freeze', 15, 0);
+  if (freeze > VGG16_LAYERS) throw new UsageError(`--freeze must be at most ${VGG16_LAYERS} (VGG16 has ${VGG16_LAYERS} layers, input included), got ${freeze}`);
+  const weights = v.weights ?? 'imagenet';
+  if (weights === '') throw new UsageError("--weights must be imagenet, none, or a path");
+  const momentum = num(v.momentum, 'momentum', 0);
+  if (v.nesterov && momentum === 0) throw new UsageError('--nesterov needs a --momentum above 0');
+  const settings: RunSettings = {
+    format: 'webgpu-finetune-run', version: 1, architecture: ARCHITECTURE, top: TOP,
+    train: await requireDir(trainDir, '--train'),
+    val: await requireDir(valDir, '--val'),
+    height, width,
+    batch: int(v.batch, 'batch', 32),
+    epochs: int(v.epochs, 'epochs', 10),
+    freeze, weights,
+    lr: num(v.lr, 'lr', 0.01),
+    momentum,
+    nesterov: !!v.nesterov,
+    augment: oneOf(v.augment, 'augment', ['keras', 'none'] as const, 'keras'),
+    seed: v.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : int(v.seed, 'seed', 0, 0),
+  };
+  if (settings.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${settings.seed}`);
+  if (weights !== 'imagenet' && weights !== 'none') {
+    const st = await stat(resolve(weights)).catch(() => null);
+    if (!st) throw new UsageError(`--weights: '${weights}' does not exist; give imagenet, none, or the path of a Keras .h5 file or an exported manifest.json`);
+    settings.weights = resolve(weights);
+  }
+  return { settings, out: resolve(v.out ?? join('runs', timestamp())) };
+}
+
+export interface TrainOptions {
+  /** the run folder */
+  out: string;
+  /** continue from this checkpoint (the run folder's) */
+  resume?: Checkpoint;
+  /** when 'imagenet' weights cannot be had: fail (train) or say so and start from random weights (demo) */
+  imagenetFallback?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface TrainResult {
+  history: RunHistory;
+  interrupted: boolean;
+  seconds: number;
+}
+
+async function writeHistory(out: string, history: RunHistory): Promise<void> {
+  await writeFileAtomic(join(out, HISTORY_FILE), `${JSON.stringify(history, null, 1)}\n`);
+  await writeFileAtomic(join(out, PLOT_FILE), historySvg(history, `webgpu-finetune: ${out}`));
+}
+
+/** VGG16's weights as asked; with imagenetFallback, random ones (said plainly) when ImageNet's cannot be had. */
+async function buildModel(s: RunSettings, o: TrainOptions, log: (l: string) => void): Promise<{ model: Model; used: string }> {
+  setInitSeed(s.seed);
+  if (o.resume || s.weights === 'none') {
+    return { model: await referenceModel(s, null), used: o.resume ? 'from the checkpoint' : 'random initialisation (--weights none)' };
+  }
+  if (s.weights === 'imagenet') {
+    try {
+      const model = await withTicker('Loading the VGG16 ImageNet weights', () => referenceModel(s, 'imagenet'));
+      return { model, used: 'imagenet' };
+    } catch (e) {
+      if (!o.imagenetFallback) throw new Error(`${(e as Error).message}\nOr train from random weights with --weights none.`);
+      log('');
+      log('NOTICE: the VGG16 ImageNet weights are not available here (no cached copy, and the download failed:');
+      log(`  ${(e as Error).message.split('\n')[0]}).`);
+      log('  Training continues from RANDOM initial weights. This is not fine-tuning: the frozen layers');
+      log('  compute random features, so expect far lower accuracy than with ImageNet weights.');
+      log('  To use them, run once with network access, or see the README ("ImageNet weights").');
+      log('');
+      setInitSeed(s.seed);
+      return { model: await referenceModel(s, null), used: 'random initialisation (ImageNet weights unavailable)' };
+    }
+  }
+  const model = await withTicker(`Loading weights from ${s.weights}`, () => referenceModel(s, s.weights)).catch((e: Error) => {
+    throw new Error(`cannot use --weights ${s.weights}: ${e.message}`);
+  });
+  return { model, used: s.weights };
+}
+
+/**
+ * Runs (or resumes) a training run into `o.out`. Writes settings.json at the start, history and
+ * a checkpoint after every epoch, and the final weights at the end.
+ */
+export async function runTraining(s: RunSettings, o: TrainOptions): Promise<TrainResult> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const t0 = Date.now();
+  await mkdir(o.out, { recursive: true });
+  const gpu = await getGpu();
+  log(`adapter: ${gpu.describe()}`);
+
+  const trainGen = new ImageDataGenerator(s.augment === 'keras' ? KERAS_AUGMENT : { rescale: 1 / 255 });
+  const valGen = new ImageDataGenerator({ rescale: 1 / 255 });
+  const flowOptions = { targetSize: [s.height, s.width] as [number, number], batchSize: s.batch, classMode: 'binary' as const, log };
+  let train: DirectoryIterator | null = null;
+  let val: DirectoryIterator | null = null;
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write('\nCtrl-C: stopping after the step in progress to save a checkpoint (Ctrl-C again quits without it)\n');
+      controller.abort(new Interrupted());
+    } else {
+      process.stderr.write('\nCtrl-C again: quitting without a checkpoint\n');
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    train = await trainGen.flowFromDirectory(s.train, { ...flowOptions, seed: s.seed });
+    val = await valGen.flowFromDirectory(s.val, { ...flowOptions, seed: (s.seed + 1) % 2 ** 32 });
+    const names = (f: DirectoryIterator) => JSON.stringify(f.classIndices);
+    if (names(train) !== names(val)) {
+      throw new UsageError(`--train and --val must have the same class subfolders: ${Object.keys(train.classIndices).join(', ')} vs ${Object.keys(val.classIndices).join(', ')}`);
+    }
+    if (o.resume && s.classIndices && names(train) !== JSON.stringify(s.classIndices)) {
+      throw new Error(`the class folders changed since the run started (${Object.keys(s.classIndices).join(', ')} then, ${Object.keys(train.classIndices).join(', ')} now)`);
+    }
+    if (o.resume && (train.samples !== s.trainSamples || val.samples !== s.valSamples)) {
+      throw new Error(`the image folders changed since the run started (${s.trainSamples} training and ${s.valSamples} validation images then, ${train.samples} and ${val.samples} now): resuming would not continue the same run`);
+    }
+
+    const { model, used } = await buildModel(s, o, log);
+    if (!o.resume) {
+      s.weightsUsed = used;
+      s.classIndices = train.classIndices;
+      s.trainSamples = train.samples;
+      s.valSamples = val.samples;
+      s.adapter = gpu.describe();
+      s.created = new Date().toISOString();
+      s.command = process.argv.slice(2);
+      await writeFileAtomic(join(o.out, SETTINGS_FILE), `${JSON.stringify(s, null, 1)}\n`);
+    }
+    log(`model: VGG16 (${s.weightsUsed}), first ${s.freeze} layers frozen, ${TOP}; input ${s.height}x${s.width}`);
+    log(`training: SGD lr ${s.lr} momentum ${s.momentum}${s.nesterov ? ' nesterov' : ''}, batch ${s.batch}, augmentation ${s.augment}, seed ${s.seed}; run folder ${o.out}`);
+
+    // Where training stands; restored from the checkpoint when resuming.
+    const st: TrainState = o.resume ? structuredClone(o.resume.state) : { epoch: 0, step: 0, partial: { loss: [], acc: [], size: [], seconds: 0 }, history: emptyHistory(), trainPosition: 0, valPosition: 0 };
+    if (o.resume) {
+      await restoreCheckpoint(model, o.resume);
+      train.seek(st.trainPosition);
+      val.seek(st.valPosition);
+      log(`resuming at epoch ${st.epoch + 1}${st.step ? `, step ${st.step + 1}/${train.length}` : ''} (checkpoint of ${o.resume.created})`);
+    }
+    const ckptPath = join(o.out, CHECKPOINT_FILE);
+    let epochStart = Date.now() - st.partial.seconds * 1000;
+    const saveState = async () => {
+      st.trainPosition = train!.position;
+      st.valPosition = val!.position;
+      st.partial.seconds = (Date.now() - epochStart) / 1000;
+      await saveCheckpoint(ckptPath, model, st);
+    };
+    const endEpoch = async (epoch: number, logs: Logs) => {
+      const h = st.history;
+      h.epoch.push(epoch);
+      h.history.loss.push(logs.loss);
+      h.history.acc.push(logs.acc);
+      h.history.val_loss.push(logs.val_loss!);
+      h.history.val_acc.push(logs.val_acc!);
+      h.seconds.push(Math.round((Date.now() - epochStart) / 10) / 100);
+      st.epoch = epoch + 1;
+      st.step = 0;
+      st.partial = { loss: [], acc: [], size: [], seconds: 0 };
+      epochStart = Date.now();
+      await saveState();
+      await writeHistory(o.out, h);
+    };
+
+    let interrupted = false;
+    try {
+      // An epoch stopped part-way (Ctrl-C) is finished step by step, its running means rebuilt
+      // from the saved steps, so its log line and history entry equal the uninterrupted run's.
+      if (st.step > 0 && st.epoch < s.epochs) {
+        const sink = defaultSink();
+        sink.write(`Epoch ${st.epoch + 1}/${s.epochs}\n`);
+        const bar = new Progbar(train.length, 1, sink);
+        st.partial.loss.forEach((l, i) => bar.update(i + 1, { loss: l, acc: st.partial.acc[i] }, st.partial.size[i]));
+        for (let step = st.step; step < train.length; step++) {
+          if (controller.signal.aborted) throw controller.signal.reason;
+          const b = await train.nextBatch();
+          const [loss, acc] = await model.trainOnBatch(b.x, b.y);
+          st.partial.loss.push(loss);
+          st.partial.acc.push(acc);
+          st.partial.size.push(b.y.length);
+          st.step = step + 1;
+          bar.update(step + 1, { loss, acc }, b.y.length);
+        }
+        const [vl, va] = await model.evaluate(val);
+        bar.finish(train.length, { val_loss: vl, val_acc: va });
+        const m = bar.means();
+        await endEpoch(st.epoch, { loss: m.loss, acc: m.acc, val_loss: vl, val_acc: va });
+      }
+      if (st.epoch < s.epochs) {
+        await model.fit(train, {
+          epochs: s.epochs,
+          initialEpoch: st.epoch,
+          validationData: val,
+          signal: controller.signal,
+          callbacks: [{
+            onEpochBegin: (epoch) => {
+              st.epoch = epoch;
+              st.step = 0;
+              st.partial = { loss: [], acc: [], size: [], seconds: 0 };
+              epochStart = Date.now();
+            },
+            onBatchEnd: (step, l) => {
+              st.partial.loss.push(l.loss);
+              st.partial.acc.push(l.acc);
+              st.partial.size.push(l.size);
+              st.step = step + 1;
+            },
+            onEpochEnd: endEpoch,
+          }],
+        });
+      }
+    } catch (e) {
+      if (!(e instanceof Interrupted)) throw e;
+      interrupted = true;
+      await saveState();
+      await writeHistory(o.out, st.history);
+      log(`Stopped at epoch ${st.epoch + 1}, step ${st.step}/${train.length}; checkpoint saved to ${join(o.out, CHECKPOINT_FILE)}.`);
+      log(`Continue with: webgpu-finetune train --resume ${display(o.out)}`);
+    }
+    if (!interrupted) {
+      await writeHistory(o.out, st.history);
+      await withTicker('Saving the final weights', async () => {
+        await model.saveWeights(join(o.out, WEIGHTS_DIR));
+        await model.saveWeightsH5(join(o.out, H5_FILE));
+      });
+    }
+    return { history: st.history, interrupted, seconds: (Date.now() - t0) / 1000 };
+  } finally {
+    process.off('SIGINT', onSigint);
+    await train?.close();
+    await val?.close();
+  }
+}
+
+/** The closing lines: best val_acc, time, and where the files are. */
+export function summary(out: string, r: TrainResult, s: RunSettings): string[] {
+  const h = r.history;
+  const lines: string[] = [];
+  const rel = display(out);
+  if (h.epoch.length) {
+    let best = 0;
+    h.history.val_acc.forEach((v, i) => (v > h.history.val_acc[best] ? (best = i) : null));
+    const perEpoch = h.seconds.reduce((a, b) => a + b, 0) / h.seconds.length;
+    lines.push(`Best val_acc ${h.history.val_acc[best].toFixed(4)} at epoch ${h.epoch[best] + 1} of ${h.epoch.length} (val_loss ${h.history.val_loss[best].toFixed(4)}); ` +
+      `last: val_acc ${h.history.val_acc.at(-1)!.toFixed(4)}. Time ${fmtDuration(r.seconds)} this session, ${fmtDuration(perEpoch)} per epoch.`);
+  }
+  lines.push(`Files in ${rel}/:`);
+  lines.push(`  ${SETTINGS_FILE.padEnd(18)} settings, classes ${JSON.stringify(s.classIndices ?? {})}, adapter`);
+  lines.push(`  ${HISTORY_FILE.padEnd(18)} loss, acc, val_loss, val_acc and seconds per epoch`);
+  lines.push(`  ${PLOT_FILE.padEnd(18)} training curves`);
+  if (!r.interrupted) {
+    lines.push(`  ${(WEIGHTS_DIR + '/').padEnd(18)} final weights (manifest.json + weights.bin)`);
+    lines.push(`  ${H5_FILE.padEnd(18)} final weights in Keras HDF5 (model.load_weights)`);
+  }
+  lines.push(`  ${CHECKPOINT_FILE.padEnd(18)} last checkpoint (train --resume ${rel} continues from it)`);
+  if (!r.interrupted) lines.push(`Next: webgpu-finetune predict --model ${rel} IMAGE_OR_FOLDER   |   webgpu-finetune evaluate --model ${rel} --data DIR`);
+  return lines;
+}
+
+/** `train`: returns the exit code. */
+export async function trainCommand(args: string[]): Promise<number> {
+  const parsed = await parseTrain(args);
+  if ('help' in parsed) {
+    console.log(TRAIN_HELP);
+    return 0;
+  }
+  let settings: RunSettings;
+  let out: string;
+  let resume: Checkpoint | undefined;
+  if ('resume' in parsed) {
+    out = resolve(parsed.resume);
+    const st = await stat(out).catch(() => null);
+    if (!st?.isDirectory()) throw new UsageError(`--resume: run folder '${parsed.resume}' does not exist; give the --out folder of an earlier train run`);
+    settings = await readSettings(out);
+    resume = await readCheckpoint(join(out, CHECKPOINT_FILE));
+    if (parsed.epochs !== undefined) {
+      if (parsed.epochs < resume.state.epoch) throw new UsageError(`--epochs ${parsed.epochs} is below the ${resume.state.epoch} epochs already done`);
+      settings.epochs = parsed.epochs;
+      await writeFileAtomic(join(out, SETTINGS_FILE), `${JSON.stringify(settings, null, 1)}\n`);
+    }
+    await requireDir(settings.train, 'the run\'s training');
+    await requireDir(settings.val, 'the run\'s validation');
+  } else {
+    ({ settings, out } = parsed);
+    const existing = await stat(join(out, SETTINGS_FILE)).catch(() => null);
+    if (existing) throw new UsageError(`--out '${display(out)}' already holds a run; continue it with --resume ${display(out)}, or choose another --out`);
+  }
+  const result = await runTraining(settings, { out, resume });
+  console.log('');
+  for (const l of summary(out, result, settings)) console.log(l);
+  return result.interrupted ? 130 : 0;
+}
