@@ -84,7 +84,7 @@ fn store(a: mat4x4f, s: u32, base: u32, ci4: u32, n4: u32, ok: bool) {
 
 @compute @workgroup_size(SG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lane: u32) {
+        @builtin(subgroup_invocation_id) lane: u32) {
   let g = wid.y * nwg.x + wid.x;
   let colGroup = g % shape.colGroups;
   let rest = g / shape.colGroups;

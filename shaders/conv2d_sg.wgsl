@@ -22,6 +22,9 @@
 // spill them around every load: 2x slower). For the same reason the ReLU backward mask is not
 // applied here on load (it doubled the A loads: 1.3-2x slower) but by a pass of its own
 // (conv2d_grad_input.wgsl).
+// A workgroup is 8 invocations and must be one subgroup: subgroups of at least 8 (create()
+// checks subgroupMinSize); lanes are numbered by subgroup_invocation_id, the index
+// subgroupBroadcast reads.
 enable subgroups;
 
 struct Shape {
@@ -107,7 +110,7 @@ fn store8(a0: vec4f, a1: vec4f, a2: vec4f, a3: vec4f, a4: vec4f, a5: vec4f, a6: 
 
 @compute @workgroup_size(SG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lane: u32) {
+        @builtin(subgroup_invocation_id) lane: u32) {
   let g = wid.y * nwg.x + wid.x;
   let colGroup = g % shape.colGroups;
   let m0 = (g / shape.colGroups) * (SG * PI);

@@ -167,7 +167,8 @@ export class Conv2dKernel {
     if (gpu.limits.maxComputeInvocationsPerWorkgroup < 64 && variant === 'tiled') {
       fail(`the tiled kernels need 64 invocations per workgroup; this adapter allows ${gpu.limits.maxComputeInvocationsPerWorkgroup}`);
     }
-    const pixelGroups = tuning.pixelGroups ?? 4;
+    // 3 groups (24 pixels) was best or close to it on the VGG16 layers in bench/conv2d-tune.ts.
+    const pixelGroups = tuning.pixelGroups ?? 3;
     if (!Number.isInteger(pixelGroups) || pixelGroups < 1 || pixelGroups > 6) fail(`tuning.pixelGroups must be 1..6, got ${pixelGroups}`);
 
     // Split the filter-gradient sum over pixels so a GPU gets enough workgroups (~1024), each
