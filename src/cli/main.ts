@@ -46,12 +46,16 @@ Prints the WebGPU adapter this machine gives (vendor, architecture, fallback/com
 limits that matter for training, its features, and where ImageNet weights are cached.
 `;
 
-const BENCH_HELP = `webgpu-finetune bench [options]
+const BENCH_HELP = `webgpu-finetune bench [kernels|step] [options]
 
-Runs the kernel benchmarks (bench/kernels.ts: our kernels beside TensorFlow.js's WebGPU backend on
-the same adapter) and, where present, the training-step benchmark (bench/train-step.ts). Options
-are passed through to them; 'webgpu-finetune bench --help' shows theirs. Needs the repository's
-bench/ folder (a git checkout).
+Runs the benchmarks that ship with the git repository (bench/), beside TensorFlow.js's WebGPU
+backend on the same adapter:
+  bench                   the kernel benchmarks (bench/kernels.ts), then the training-step
+                          benchmark (bench/train-step.ts) where present
+  bench kernels [opts]    only the kernel benchmarks, options passed through (--only, --json...)
+  bench step [opts]       only the training-step benchmark, options passed through (--sizes...)
+  bench [opts]            the kernel benchmarks with these options
+'webgpu-finetune bench kernels --help' and 'bench step --help' list their options.
 `;
 
 async function info(args: string[]): Promise<number> {
@@ -67,8 +71,6 @@ async function info(args: string[]): Promise<number> {
     console.log(`  ${k.padEnd(36)} ${k.includes('Size') && v > 65536 ? fmtBytes(v) : v}`);
   }
   console.log(`features: ${[...gpu.features].sort().join(', ') || '(none)'}`);
-  const has = (f: string) => gpu.features.has(f as GPUFeatureName);
-  console.log(`  used here: subgroups ${has('subgroups') ? 'yes (subgroup GEMM kernels)' : 'no (workgroup-memory tiles)'}, timestamp-query ${has('timestamp-query') ? 'yes (bench timings)' : 'no (bench falls back to wall-clock)'}`);
   const cache = defaultCacheDir();
   const converted = join(cache, VGG16_NOTOP.converted, MANIFEST_FILE);
   const h5 = join(cache, VGG16_NOTOP.fileName);
@@ -106,12 +108,18 @@ function runScript(script: string, args: string[]): Promise<number> {
 }
 
 async function bench(args: string[]): Promise<number> {
-  if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) console.log(BENCH_HELP);
+  if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
+    console.log(BENCH_HELP);
+    return 0;
+  }
   const kernels = join(ROOT, 'bench', 'kernels.ts');
-  if (!existsSync(kernels)) throw new Error(`the benchmarks are not here (${kernels} is missing): they ship with the git repository, not the npm package`);
-  const scripts = [kernels, join(ROOT, 'bench', 'train-step.ts')].filter((p) => existsSync(p));
+  const step = join(ROOT, 'bench', 'train-step.ts');
+  const which = args[0] === 'kernels' || args[0] === 'step' ? args[0] : null;
+  const rest = which ? args.slice(1) : args;
+  const scripts = which === 'kernels' ? [kernels] : which === 'step' ? [step] : rest.length ? [kernels] : [kernels, step].filter((p) => p === kernels || existsSync(p));
   for (const s of scripts) {
-    const code = await runScript(s, args);
+    if (!existsSync(s)) throw new Error(`the benchmark ${s} is not here: the benchmarks ship with the git repository, not the npm package`);
+    const code = await runScript(s, rest);
     if (code !== 0) return code;
   }
   return 0;

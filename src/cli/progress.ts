@@ -27,7 +27,7 @@ export async function withTicker<T>(label: string, work: () => Promise<T>, strea
     stream.write(stream.isTTY ? `\r${done}   \n` : `${done}\n`);
     return out;
   } catch (e) {
-    if (stream.isTTY) stream.write('\n');
+    stream.write(stream.isTTY ? '\n' : `${label}: failed\n`);
     throw e;
   } finally {
     clearInterval(timer);

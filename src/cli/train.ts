@@ -209,9 +209,11 @@ async function buildModel(s: RunSettings, o: TrainOptions, log: (l: string) => v
       log('');
       log('NOTICE: the VGG16 ImageNet weights are not available here (no cached copy, and the download failed:');
       log(`  ${(e as Error).message.split('\n')[0]}).`);
-      log('  Training continues from RANDOM initial weights. This is not fine-tuning: the frozen layers');
-      log('  compute random features, so expect far lower accuracy than with ImageNet weights.');
-      log('  To use them, run once with network access, or see the README ("ImageNet weights").');
+      log('  Training continues from RANDOM initial weights (Keras\'s initialisation). This is not');
+      log('  fine-tuning: the frozen layers compute random features that say almost nothing about');
+      log('  the images, so expect accuracy near chance (50%). Every other part runs for real.');
+      log('  For the real thing, run once with network access, or copy the weights file into the');
+      log('  cache (see the README, "ImageNet weights").');
       log('');
       setInitSeed(s.seed);
       return { model: await referenceModel(s, null), used: 'random initialisation (ImageNet weights unavailable)' };
@@ -383,7 +385,7 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
 }
 
 /** The closing lines: best val_acc, time, and where the files are. */
-export function summary(out: string, r: TrainResult, s: RunSettings): string[] {
+export function summary(out: string, r: TrainResult, s: RunSettings, next = true): string[] {
   const h = r.history;
   const lines: string[] = [];
   const rel = display(out);
@@ -403,7 +405,7 @@ export function summary(out: string, r: TrainResult, s: RunSettings): string[] {
     lines.push(`  ${H5_FILE.padEnd(18)} final weights in Keras HDF5 (model.load_weights)`);
   }
   lines.push(`  ${CHECKPOINT_FILE.padEnd(18)} last checkpoint (train --resume ${rel} continues from it)`);
-  if (!r.interrupted) lines.push(`Next: webgpu-finetune predict --model ${rel} IMAGE_OR_FOLDER   |   webgpu-finetune evaluate --model ${rel} --data DIR`);
+  if (!r.interrupted && next) lines.push(`Next: webgpu-finetune predict --model ${rel} IMAGE_OR_FOLDER   |   webgpu-finetune evaluate --model ${rel} --data DIR`);
   return lines;
 }
 
