@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
-if [ ! -d node_modules/webgpu ] || [ ! -d node_modules/vitest ]; then
+if [ ! -d node_modules/webgpu ] || [ ! -d node_modules/vitest ] || [ ! -d node_modules/playwright-core ]; then
   echo "[setup] installing npm dependencies (npm ci)"
   npm ci --no-audit --no-fund
 fi
 bash scripts/install-software-gpu.sh
+# Debian's Chromium for the browser tests (apt; nothing when already installed).
+bash scripts/install-browser.sh

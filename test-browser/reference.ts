@@ -1,0 +1,46 @@
+/**
+ * The page's program run in Node on Dawn: the same modules (web/lib), settings, sample data and
+ * seeds, so its per-step losses are what the page must report.
+ */
+import { makeFlows, sampleDataSet, type SampleOptions } from '../web/lib/data.ts';
+import { buildModel, imageInput, type WeightsFile } from '../web/lib/program.ts';
+import type { TrainSettings } from '../web/lib/settings.ts';
+import { setInitSeed } from '../src/graph/layers.ts';
+import { VGG16 } from '../src/graph/vgg16.ts';
+import { writeKerasH5Bytes } from '../src/io/keras-h5-browser.ts';
+import { collectLayerWeights } from '../src/io/model-weights.ts';
+import { exportWeights } from '../src/io/weights.ts';
+import type { LayerWeights } from '../src/io/weights-manifest.ts';
+import { Trainer, type EpochRecord, type StepRecord } from '../web/lib/trainer.ts';
+
+export interface ReferenceRun {
+  steps: StepRecord[];
+  epochs: EpochRecord[];
+  /** P(class 1) for each probe image, after training */
+  probes: number[];
+}
+
+export async function runInNode(settings: TrainSettings, sample: SampleOptions, options: { probes?: Blob[]; weights?: WeightsFile } = {}): Promise<ReferenceRun> {
+  const { train, test } = await makeFlows(sampleDataSet(sample), settings);
+  const { model } = await buildModel(settings, options.weights ?? null);
+  const trainer = new Trainer(model, train, test, settings.epochs);
+  await trainer.run();
+  const out: number[] = [];
+  for (const p of options.probes ?? []) out.push((await model.predict(await imageInput(p, settings), { batchSize: 1 }))[0]);
+  await model.dispose();
+  await train.close();
+  await test.close();
+  return { steps: trainer.steps, epochs: trainer.epochs, probes: out };
+}
+
+/** A VGG16 base with seeded random weights, standing in for ImageNet's (same layers and shapes). */
+export async function baseWeights(seed: number): Promise<{ layers: LayerWeights[]; manifest: Uint8Array; bin: Uint8Array; h5: Uint8Array }> {
+  setInitSeed(seed);
+  const base = await VGG16({ weights: null, includeTop: false, inputShape: [32, 32, 3] });
+  const layers = await collectLayerWeights(base);
+  const { manifest, data } = await exportWeights(base);
+  const byLayer = new Map(layers.map((l) => [l.layer, l.weights]));
+  // Keras's notop file lists every layer, the pools with no weights.
+  const h5 = await writeKerasH5Bytes(base.layers.slice(1).map((l) => ({ layer: l.name, weights: byLayer.get(l.name) ?? [] })));
+  return { layers, manifest: new TextEncoder().encode(JSON.stringify(manifest)), bin: new Uint8Array(data), h5 };
+}

@@ -1,0 +1,110 @@
+/**
+ * The page's platform-free pieces in Node: the Trainer's stop and resume (stopping mid-epoch
+ * twice gives exactly the numbers of an uninterrupted run) and how a picked folder becomes a data
+ * set. A tiny model keeps this fast; the page tests run the same Trainer on VGG16.
+ */
+import { describe, expect, it } from 'vitest';
+import { Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D, setInitSeed } from '../src/graph/layers.ts';
+import { Model } from '../src/graph/model.ts';
+import { SGD } from '../src/graph/optimizers.ts';
+import { dataSetFromFiles, makeFlows, sampleDataSet, type NamedBlob } from '../web/lib/data.ts';
+import { DEFAULT_SETTINGS, type TrainSettings } from '../web/lib/settings.ts';
+import { Trainer } from '../web/lib/trainer.ts';
+
+const settings: TrainSettings = { ...DEFAULT_SETTINGS, height: 8, width: 8, batchSize: 2, epochs: 2, augment: true, seed: 9 };
+
+function tinyModel(): Model {
+  setInitSeed(21);
+  const input = Input({ shape: [8, 8, 3] });
+  let x = new Conv2D({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }).apply(input);
+  x = new MaxPooling2D({ poolSize: 2, strides: 2 }).apply(x);
+  x = new Flatten().apply(x);
+  x = new Dense({ units: 8, activation: 'relu' }).apply(x);
+  x = new Dropout({ rate: 0.5 }).apply(x);
+  const m = new Model({ inputs: input, outputs: new Dense({ units: 1, activation: 'sigmoid' }).apply(x) });
+  m.compile({ optimizer: new SGD({ learningRate: 0.05, momentum: 0.9 }), loss: 'binary_crossentropy', metrics: ['acc'] });
+  return m;
+}
+
+async function trainer(stopAt: number[] = []): Promise<{ t: Trainer; pauses: { steps: number; stepInEpoch: number }[] }> {
+  const { train, test } = await makeFlows(sampleDataSet({ train: 8, test: 4, size: 8, seed: 3 }), settings);
+  const pauses: { steps: number; stepInEpoch: number }[] = [];
+  const t: Trainer = new Trainer(tinyModel(), train, test, settings.epochs, {
+    onStep: (s) => {
+      if (stopAt.includes(s.global)) t.stop();
+    },
+  });
+  for (;;) {
+    const state = await t.run();
+    if (state === 'done') break;
+    expect(state).toBe('paused');
+    pauses.push({ steps: t.steps.length, stepInEpoch: t.stepInEpoch });
+  }
+  return { t, pauses };
+}
+
+describe('Trainer (the page\'s training loop)', () => {
+  it('stopped mid-epoch twice and resumed, gives exactly the steps and epochs of an uninterrupted run', async () => {
+    const whole = await trainer();
+    expect(whole.t.steps).toHaveLength(8);
+    expect(whole.t.epochs.map((e) => [e.epoch, e.partial, e.global])).toEqual([[0, false, 4], [1, false, 8]]);
+
+    // A stop asked for during step 1 (or 5) lands after the steps fit had already queued.
+    const cut = await trainer([1, 5]);
+    expect(cut.pauses).toHaveLength(2);
+    for (const p of cut.pauses) expect(p.stepInEpoch, 'paused mid-epoch').toBeGreaterThan(0);
+    expect(cut.t.steps.map((s) => [s.epoch, s.step, s.global])).toEqual(whole.t.steps.map((s) => [s.epoch, s.step, s.global]));
+    cut.t.steps.forEach((s, i) => {
+      expect(s.loss, `step ${i + 1} loss`).toBe(whole.t.steps[i].loss);
+      expect(s.acc, `step ${i + 1} acc`).toBe(whole.t.steps[i].acc);
+    });
+    // The partial epoch records were replaced when their epochs finished.
+    expect(cut.t.epochs.map((e) => [e.epoch, e.partial])).toEqual([[0, false], [1, false]]);
+    cut.t.epochs.forEach((e, i) => {
+      const w = whole.t.epochs[i];
+      expect([e.loss, e.acc, e.valLoss, e.valAcc]).toEqual([w.loss, w.acc, w.valLoss, w.valAcc]);
+    });
+    // Epoch means are Keras's: batch-size-weighted means of the epoch's steps.
+    const first = whole.t.steps.filter((s) => s.epoch === 0);
+    expect(whole.t.epochs[0].loss).toBeCloseTo(first.reduce((a, s) => a + s.loss, 0) / first.length, 12);
+  });
+});
+
+describe('dataSetFromFiles (a picked or dropped folder)', () => {
+  const f = (name: string): NamedBlob => Object.assign(new Blob(['x']), { name });
+  const files = (paths: string[]) => paths.map((path) => ({ path, file: f(path.split('/').pop()!) }));
+
+  it('finds train/ and test/ (or validation/) class folders anywhere below the pick, and says what it leaves out', () => {
+    const d = dataSetFromFiles(files([
+      'photos/train/dogs/a.jpg', 'photos/train/dogs/more/b.PNG', 'photos/train/cats/c.jpeg', 'photos/train/notes.txt',
+      'photos/validation/cats/d.bmp', 'photos/validation/dogs/e.ppm', 'photos/train/cats/readme.md', 'photos/.DS_Store',
+      'photos/train/cats/.hidden.jpg', 'photos/README.md',
+    ]), 'photos');
+    expect(d.classes).toEqual(['cats', 'dogs']);
+    expect(Object.fromEntries(Object.entries(d.train).map(([c, l]) => [c, l.map((x) => x.name)]))).toEqual({ dogs: ['a.jpg', 'b.PNG'], cats: ['c.jpeg'] });
+    expect(Object.keys(d.test).sort()).toEqual(['cats', 'dogs']);
+    expect(d.ignored).toEqual([
+      'photos/train/notes.txt: directly in train/, outside a class folder',
+      'photos/train/cats/readme.md: not an image file (png, jpg, jpeg, bmp, ppm)',
+      'photos/README.md: not inside a train/ or test/ folder',
+    ]);
+  });
+
+  it('explains what is missing or mismatched', () => {
+    expect(() => dataSetFromFiles(files(['x/cats/a.jpg']), 'x')).toThrow(/no images in a train\/ folder.*train\/<class>/);
+    expect(() => dataSetFromFiles(files(['x/train/cats/a.jpg']), 'x')).toThrow(/no images in a test\/ \(or validation\/\) folder/);
+    expect(() => dataSetFromFiles(files(['x/train/cats/a.jpg', 'x/test/dogs/b.jpg']), 'x')).toThrow(/train\/ has the classes cats but test\/ has dogs/);
+  });
+
+  it('the sample set: balanced class folders of PPM files the flows read', async () => {
+    const d = sampleDataSet({ train: 6, test: 4, size: 8, seed: 1 });
+    expect(d.classes).toEqual(['circles', 'squares']);
+    expect([d.train.circles.length, d.train.squares.length, d.test.circles.length, d.test.squares.length]).toEqual([3, 3, 2, 2]);
+    const { train } = await makeFlows(d, { ...settings, batchSize: 6, augment: false });
+    const batch = await train.nextBatch();
+    expect(batch.x).toHaveLength(6 * 8 * 8 * 3);
+    expect([...batch.y].sort()).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(Math.max(...batch.x)).toBeLessThanOrEqual(1);
+    await train.close();
+  });
+});

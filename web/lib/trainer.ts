@@ -1,0 +1,147 @@
+/**
+ * Runs Model.fit for the page with stop and resume between steps, and keeps the per-step and
+ * per-epoch numbers the charts draw. Stop sets Keras's `model.stopTraining`; resume finishes the
+ * interrupted epoch (fit with stepsPerEpoch = the steps left) and then the remaining epochs. The
+ * flows are endless streams and the model keeps its step counter and momentum, so a stopped and
+ * resumed run gives exactly the numbers of an uninterrupted one. Platform-free.
+ */
+import type { Model } from '../../src/graph/model.ts';
+import type { DirectoryIterator } from '../../src/io/flow.ts';
+
+export interface StepRecord {
+  epoch: number;
+  /** step within its epoch, from 0 */
+  step: number;
+  /** steps since training began, from 1 */
+  global: number;
+  loss: number;
+  acc: number;
+  size: number;
+  /** time since the previous step finished (or since training (re)started) */
+  ms: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  /** means over the epoch's steps, weighted by batch size (Keras's epoch logs) */
+  loss: number;
+  acc: number;
+  valLoss: number;
+  valAcc: number;
+  /** the global step it ended on */
+  global: number;
+  /** ended by a stop before its last step (Keras still validates then); replaced when resumed */
+  partial: boolean;
+}
+
+export interface TrainerEvents {
+  onStep?(s: StepRecord): void;
+  onEpoch?(e: EpochRecord): void;
+  /** Keras's progress text (Model.fit's sink) */
+  onLog?(text: string): void;
+}
+
+export type TrainerState = 'ready' | 'running' | 'stopping' | 'paused' | 'done' | 'failed';
+
+export class Trainer {
+  readonly steps: StepRecord[] = [];
+  readonly epochs: EpochRecord[] = [];
+  state: TrainerState = 'ready';
+  error: Error | null = null;
+  /** the epoch in progress (or next), and how many of its steps are done */
+  epoch = 0;
+  stepInEpoch = 0;
+  private stopRequested = false;
+  private last = 0;
+
+  constructor(
+    readonly model: Model,
+    readonly train: DirectoryIterator,
+    readonly test: DirectoryIterator,
+    readonly totalEpochs: number,
+    private readonly events: TrainerEvents = {},
+  ) {}
+
+  get stepsPerEpoch(): number {
+    return this.train.length;
+  }
+
+  /** Asks fit to stop after the step in progress (Keras's model.stop_training). */
+  stop(): void {
+    if (this.state !== 'running') return;
+    this.stopRequested = true;
+    this.model.stopTraining = true;
+    this.state = 'stopping';
+  }
+
+  /** Trains from where it stands to the last epoch, or until stop(). */
+  async run(): Promise<TrainerState> {
+    if (this.state === 'running' || this.state === 'stopping') throw new Error('training is already running');
+    if (this.state === 'done') return this.state;
+    this.state = 'running';
+    this.stopRequested = false;
+    this.last = now();
+    try {
+      while (this.epoch < this.totalEpochs && !this.stopRequested) {
+        const resuming = this.stepInEpoch > 0;
+        await this.model.fit(this.train, {
+          epochs: resuming ? this.epoch + 1 : this.totalEpochs,
+          initialEpoch: this.epoch,
+          stepsPerEpoch: resuming ? this.stepsPerEpoch - this.stepInEpoch : undefined,
+          validationData: this.test,
+          verbose: 1,
+          sink: (text) => this.events.onLog?.(text),
+          callbacks: [this.callback()],
+        });
+      }
+      this.state = this.epoch >= this.totalEpochs ? 'done' : 'paused';
+    } catch (e) {
+      this.error = e instanceof Error ? e : new Error(String(e));
+      this.state = 'failed';
+      throw this.error;
+    }
+    return this.state;
+  }
+
+  private callback() {
+    return {
+      // fit clears stopTraining when it starts: a stop asked for between two fits holds.
+      onEpochBegin: () => {
+        if (this.stopRequested) this.model.stopTraining = true;
+      },
+      onBatchEnd: (_step: number, logs: { loss: number; acc: number; size: number }) => {
+        const t = now();
+        const rec: StepRecord = { epoch: this.epoch, step: this.stepInEpoch, global: this.steps.length + 1, loss: logs.loss, acc: logs.acc, size: logs.size, ms: t - this.last };
+        this.last = t;
+        this.steps.push(rec);
+        this.stepInEpoch++;
+        if (this.stopRequested) this.model.stopTraining = true;
+        this.events.onStep?.(rec);
+      },
+      onEpochEnd: (_epoch: number, logs: { val_loss?: number; val_acc?: number }) => {
+        const mine = this.steps.filter((s) => s.epoch === this.epoch);
+        const seen = mine.reduce((a, s) => a + s.size, 0);
+        const rec: EpochRecord = {
+          epoch: this.epoch,
+          loss: mine.reduce((a, s) => a + s.loss * s.size, 0) / seen,
+          acc: mine.reduce((a, s) => a + s.acc * s.size, 0) / seen,
+          valLoss: logs.val_loss ?? NaN,
+          valAcc: logs.val_acc ?? NaN,
+          global: this.steps.length,
+          partial: this.stepInEpoch < this.stepsPerEpoch,
+        };
+        const prev = this.epochs.length ? this.epochs[this.epochs.length - 1] : null;
+        if (prev && prev.epoch === rec.epoch) this.epochs.pop(); // a resumed epoch replaces its partial record
+        this.epochs.push(rec);
+        if (!rec.partial) {
+          this.epoch++;
+          this.stepInEpoch = 0;
+        }
+        this.events.onEpoch?.(rec);
+        this.last = now();
+      },
+    };
+  }
+}
+
+const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
