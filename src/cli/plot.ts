@@ -58,9 +58,11 @@ function panel(x0: number, y0: number, title: string, epochs: number[], series: 
       const [cx, cy] = p.split(',');
       parts.push(`<circle cx="${cx}" cy="${cy}" r="3" fill="${s.colour}"/>`);
     }
-    const ly = y0 + 14 + k * 16;
-    parts.push(`<line x1="${x0 + PANEL_W - 110}" x2="${x0 + PANEL_W - 90}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.colour}" stroke-width="2"/>`);
-    parts.push(`<text x="${x0 + PANEL_W - 84}" y="${ly}" font-size="12">${esc(s.name)}</text>`);
+    // legend under the panel, beside the axis label, where it cannot hide a point
+    const lx = x0 + (k === 0 ? 0 : PANEL_W - 90);
+    const ly = y0 + PANEL_H + 34;
+    parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.colour}" stroke-width="2"/>`);
+    parts.push(`<text x="${lx + 26}" y="${ly}" font-size="12">${esc(s.name)}</text>`);
   });
   return parts.join('\n');
 }

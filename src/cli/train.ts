@@ -186,6 +186,8 @@ export interface TrainOptions {
 export interface TrainResult {
   history: RunHistory;
   interrupted: boolean;
+  /** continued from a checkpoint */
+  resumed: boolean;
   seconds: number;
 }
 
@@ -207,8 +209,9 @@ async function buildModel(s: RunSettings, o: TrainOptions, log: (l: string) => v
     } catch (e) {
       if (!o.imagenetFallback) throw new Error(`${(e as Error).message}\nOr train from random weights with --weights none.`);
       log('');
-      log('NOTICE: the VGG16 ImageNet weights are not available here (no cached copy, and the download failed:');
-      log(`  ${(e as Error).message.split('\n')[0]}).`);
+      const why = (e as Error).message.split('\n')[0].replace(/^Could not get the VGG16 ImageNet weights: /, '').replace(/\.$/, '');
+      log('NOTICE: the VGG16 ImageNet weights are not available here: no cached copy, and');
+      log(`  ${why}.`);
       log('  Training continues from RANDOM initial weights (Keras\'s initialisation). This is not');
       log('  fine-tuning: the frozen layers compute random features that say almost nothing about');
       log('  the images, so expect accuracy near chance (50%). Every other part runs for real.');
@@ -376,7 +379,7 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
         await model.saveWeightsH5(join(o.out, H5_FILE));
       });
     }
-    return { history: st.history, interrupted, seconds: (Date.now() - t0) / 1000 };
+    return { history: st.history, interrupted, resumed: !!o.resume, seconds: (Date.now() - t0) / 1000 };
   } finally {
     process.off('SIGINT', onSigint);
     await train?.close();
@@ -394,7 +397,7 @@ export function summary(out: string, r: TrainResult, s: RunSettings, next = true
     h.history.val_acc.forEach((v, i) => (v > h.history.val_acc[best] ? (best = i) : null));
     const perEpoch = h.seconds.reduce((a, b) => a + b, 0) / h.seconds.length;
     lines.push(`Best val_acc ${h.history.val_acc[best].toFixed(4)} at epoch ${h.epoch[best] + 1} of ${h.epoch.length} (val_loss ${h.history.val_loss[best].toFixed(4)}); ` +
-      `last: val_acc ${h.history.val_acc.at(-1)!.toFixed(4)}. Time ${fmtDuration(r.seconds)} this session, ${fmtDuration(perEpoch)} per epoch.`);
+      `last: val_acc ${h.history.val_acc.at(-1)!.toFixed(4)}. Time ${fmtDuration(r.seconds)}${r.resumed ? ' this session' : ''}, ${fmtDuration(perEpoch)} per epoch.`);
   }
   lines.push(`Files in ${rel}/:`);
   lines.push(`  ${SETTINGS_FILE.padEnd(18)} settings, classes ${JSON.stringify(s.classIndices ?? {})}, adapter`);
