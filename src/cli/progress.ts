@@ -2,9 +2,10 @@
 // ticker on a terminal, a start line and an end line otherwise.
 
 export function fmtDuration(seconds: number): string {
-  if (seconds < 60) return `${seconds.toFixed(1)} s`;
-  const m = Math.floor(seconds / 60);
-  if (m < 60) return `${m}m ${String(Math.round(seconds - m * 60)).padStart(2, '0')}s`;
+  if (seconds < 59.95) return `${seconds.toFixed(1)} s`;
+  const s = Math.round(seconds);
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
 }
 
