@@ -22,6 +22,11 @@
 // spill them around every load: 2x slower). For the same reason the ReLU backward mask is not
 // applied here on load (it doubled the A loads: 1.3-2x slower) but by a pass of its own
 // (conv2d_grad_input.wgsl).
+//
+// Measured with bench/conv2d-tune.ts (VGG16 at 60x90, batch 8; lavapipe on 2 cores shared with
+// other work, so absolute figures swing 2-3x with the load): blocks 2-4 at 9-19 GFLOP/s, 5-10x
+// TF.js's WebGPU conv2d timed in the same runs and 10-20x the workgroup-memory tiling of
+// conv2d.wgsl; 24-pixel tiles (PI = 3) were the best or close to it on every layer.
 // A workgroup is 8 invocations and must be one subgroup: subgroups of at least 8 (create()
 // checks subgroupMinSize); lanes are numbered by subgroup_invocation_id, the index
 // subgroupBroadcast reads.

@@ -171,10 +171,14 @@ export class Conv2dKernel {
     const pixelGroups = tuning.pixelGroups ?? 3;
     if (!Number.isInteger(pixelGroups) || pixelGroups < 1 || pixelGroups > 6) fail(`tuning.pixelGroups must be 1..6, got ${pixelGroups}`);
 
-    // Split the filter-gradient sum over pixels so a GPU gets enough workgroups (~1024), each
-    // summing at least 256 pixels, and the partial sums stay small.
+    // Split the filter-gradient sum over pixels when the k x n tiles alone give too few
+    // workgroups: ~1024 for a GPU; a CPU adapter (subgroup kernels) runs a few threads, and
+    // there splitting only added the partials' traffic (bench/conv2d-tune.ts --pass
+    // backwardFilter: 1 split as fast or faster than 2-8 on VGG16's layers). Each split sums at
+    // least 256 pixels.
     const tiles = Math.ceil(kTotal / TILE) * Math.ceil(shape.outChannels / TILE);
-    let splits = tuning.splits ?? Math.max(1, Math.min(16, Math.ceil(1024 / tiles), Math.floor(m / 256)));
+    const enough = variant === 'subgroup' ? 64 : 1024;
+    let splits = tuning.splits ?? Math.max(1, Math.min(16, Math.ceil(enough / tiles), Math.floor(m / 256)));
     if (!Number.isInteger(splits) || splits < 1) fail(`tuning.splits must be a positive integer, got ${splits}`);
     splits = Math.min(splits, m);
     const budget = Math.min(max, 256 << 20);
