@@ -282,7 +282,7 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
       s.command = process.argv.slice(2);
       await writeFileAtomic(join(o.out, SETTINGS_FILE), `${JSON.stringify(s, null, 1)}\n`);
     }
-    log(`model: VGG16 (${s.weightsUsed}), first ${s.freeze} layers frozen, ${TOP}; input ${s.height}x${s.width}`);
+    log(`model: VGG16 (${s.weightsUsed === 'imagenet' ? 'ImageNet weights' : s.weightsUsed}), first ${s.freeze} layers frozen, ${TOP}; input ${s.height}x${s.width}`);
     log(`training: SGD lr ${s.lr} momentum ${s.momentum}${s.nesterov ? ' nesterov' : ''}, batch ${s.batch}, augmentation ${s.augment}, seed ${s.seed}; run folder ${o.out}`);
 
     // Where training stands; restored from the checkpoint when resuming.
