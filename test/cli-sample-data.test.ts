@@ -57,8 +57,19 @@ describe('sample data (the demo\'s generated two-class set)', () => {
   });
 
   it('rejects bad arguments with a message that names them', () => {
-    expect(() => sampleImage(2, 16, 16, 0)).toThrow(/label must be 0/);
+    expect(() => sampleImage(3, 16, 16, 0)).toThrow(/label must be 0 \(circles\), 1 \(squares\) or 2/);
+    expect(() => generateSampleSet({ count: 3, height: 16, width: 16, classes: 4 as 3 })).toThrow(/classes must be 2 or 3/);
     expect(() => sampleImage(0, 4, 16, 0)).toThrow(/at least 8/);
     expect(() => generateSampleSet({ count: -1, height: 16, width: 16 })).toThrow(/count/);
+  });
+});
+
+describe('three-class sample set', () => {
+  it('cycles circles, squares, triangles and keeps the two-class images unchanged', () => {
+    const three = generateSampleSet({ count: 6, height: 16, width: 16, seed: 2, classes: 3 });
+    expect(three.map((s) => s.className)).toEqual(['circles', 'squares', 'triangles', 'circles', 'squares', 'triangles']);
+    const two = generateSampleSet({ count: 2, height: 16, width: 16, seed: 2 });
+    expect(three[0].rgb).toEqual(two[0].rgb); // same (seed, index, label) → same image
+    expect(three[2].rgb).not.toEqual(three[0].rgb);
   });
 });

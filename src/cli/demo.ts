@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { writeSampleFolders } from '../io/sample-data-node.ts';
 import { display, int, num, oneOf, parse, size, UsageError } from './args.ts';
 import { countBar } from './progress.ts';
-import { ARCHITECTURE, TOP } from './reference-model.ts';
+import { ARCHITECTURE, topFor } from './reference-model.ts';
+import { SAMPLE_CLASSES, SAMPLE_CLASSES_3 } from '../io/sample-data.ts';
 import { runTraining, summary, type RunSettings } from './train.ts';
 
 export const DEMO_HELP = `webgpu-finetune demo [options]
@@ -26,6 +27,8 @@ be downloaded; otherwise says so and starts from random weights.
   --lr X          SGD learning rate                                     [0.01]
   --momentum X    SGD momentum                                          [0]
   --augment A     keras or none                                         [keras]
+  --classes N     2 (circles, squares) or 3 (and triangles: a categorical run with a
+                  Dense 3 softmax top and categorical cross-entropy)    [2]
   --seed N        seed for the images, the run and its weights          [1]
   --out DIR       the run folder                                        [runs/demo-<time>]
 `;
@@ -34,6 +37,7 @@ export async function demoCommand(args: string[]): Promise<number> {
   const { values: v } = parse('demo', args, {
     data: { type: 'string' }, size: { type: 'string' }, images: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
     weights: { type: 'string' }, lr: { type: 'string' }, momentum: { type: 'string' }, augment: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
+    classes: { type: 'string' },
   });
   if (v.help) {
     console.log(DEMO_HELP);
@@ -46,16 +50,20 @@ export async function demoCommand(args: string[]): Promise<number> {
   if (weights === '') throw new UsageError('--weights must be imagenet, none, or a path');
   const data = resolve(v.data ?? join('runs', 'sample-data'));
   const test = Math.max(2, Math.round(images / 4));
+  const classes = Number(oneOf(v.classes, 'classes', ['2', '3'] as const, '2')) as 2 | 3;
+  const names = classes === 3 ? SAMPLE_CLASSES_3 : SAMPLE_CLASSES;
 
   const bar = countBar('Writing the sample images');
-  const wrote = await writeSampleFolders(data, { height, width, train: images, test, seed }, bar).catch((e: Error) => {
+  const wrote = await writeSampleFolders(data, { height, width, train: images, test, seed, ...(classes === 3 ? { classes } : {}) }, bar).catch((e: Error) => {
     throw new UsageError(`--data: ${e.message}`);
   });
   const rel = display(data);
-  console.log(`${wrote ? 'Wrote' : 'Using'} ${images} training and ${test} test images (${height}x${width}, circles vs squares) in ${rel}/{train,test}/{circles,squares}`);
+  console.log(`${wrote ? 'Wrote' : 'Using'} ${images} training and ${test} test images (${height}x${width}, ${names.join(' vs ')}) in ${rel}/{train,test}/{${names.join(',')}}`);
 
+  const classMode = classes === 3 ? 'categorical' : 'binary';
   const settings: RunSettings = {
-    format: 'webgpu-finetune-run', version: 1, architecture: ARCHITECTURE, top: TOP,
+    format: 'webgpu-finetune-run', version: 1, architecture: ARCHITECTURE, top: topFor(classMode, classes),
+    classModeAsked: 'auto', classMode, numClasses: classes,
     train: join(data, 'train'), val: join(data, 'test'),
     height, width,
     batch: int(v.batch, 'batch', 16),
@@ -73,7 +81,7 @@ export async function demoCommand(args: string[]): Promise<number> {
   console.log('');
   for (const l of summary(out, result, settings, false)) console.log(l);
   if (settings.weightsUsed?.startsWith('random')) {
-    console.log('(These weights started random, not from ImageNet: accuracy near 50% is the expected result, see the NOTICE above.)');
+    console.log(`(These weights started random, not from ImageNet: accuracy near ${Math.round(100 / classes)}% is the expected result, see the NOTICE above.)`);
   }
   if (!result.interrupted) {
     console.log(`Try: npx webgpu-finetune predict --model ${display(out)} ${rel}/test/squares`);

@@ -89,8 +89,10 @@ export interface Prediction {
   classIndex: number | null;
   /** probability of `class` */
   probability: number | null;
-  /** the sigmoid output: probability of class index 1 */
+  /** the sigmoid output: probability of class index 1 (binary runs; null for categorical ones) */
   output: number | null;
+  /** categorical runs: the most likely classes, best first, with their probabilities */
+  top?: { class: string; probability: number }[];
   error?: string;
 }
 
@@ -114,6 +116,19 @@ export async function predictFiles(model: Model, settings: RunSettings, classes:
     const x = new Float32Array(n * per);
     for (let k = 0; k < n; k++) x.set(images[s + k], k * per);
     const p = await model.predict(x, { batchSize: n });
+    if (settings.classMode === 'categorical') {
+      const K = classes.length;
+      for (let k = 0; k < n; k++) {
+        const r = results[good[s + k]];
+        const row = Array.from(p.subarray(k * K, (k + 1) * K), (v, c) => ({ class: classes[c], index: c, probability: v }));
+        row.sort((a, b) => b.probability - a.probability || a.index - b.index);
+        r.top = row.slice(0, Math.min(3, K)).map(({ class: c, probability }) => ({ class: c, probability }));
+        r.classIndex = row[0].index;
+        r.class = row[0].class;
+        r.probability = row[0].probability;
+      }
+      continue;
+    }
     for (let k = 0; k < n; k++) {
       const r = results[good[s + k]];
       r.output = p[k];
@@ -142,9 +157,10 @@ export async function predictCommand(args: string[]): Promise<number> {
     const names = results.map((r) => display(r.file));
     const w = Math.max(5, ...names.map((n) => n.length));
     const cw = Math.max(5, ...classes.map((c) => c.length));
-    console.log(`${'image'.padEnd(w)}  ${'class'.padEnd(cw)}  probability`);
+    console.log(`${'image'.padEnd(w)}  ${'class'.padEnd(cw)}  probability${settings.classMode === 'categorical' ? '  next classes' : ''}`);
     results.forEach((r, i) => {
-      console.log(r.error ? `${names[i].padEnd(w)}  ${'-'.padEnd(cw)}  cannot read it: ${r.error}` : `${names[i].padEnd(w)}  ${r.class!.padEnd(cw)}  ${r.probability!.toFixed(4)}`);
+      const more = r.top && r.top.length > 1 ? `       ${r.top.slice(1).map((t) => `${t.class} ${t.probability.toFixed(4)}`).join(', ')}` : '';
+      console.log(r.error ? `${names[i].padEnd(w)}  ${'-'.padEnd(cw)}  cannot read it: ${r.error}` : `${names[i].padEnd(w)}  ${r.class!.padEnd(cw)}  ${r.probability!.toFixed(4)}${more}`);
     });
   }
   const failed = results.filter((r) => r.error).length;
@@ -163,7 +179,7 @@ export async function evaluateCommand(args: string[]): Promise<number> {
   const log = v.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
   const { settings, model, classes } = await loadRun(dir, (l) => console.error(l));
   const flow = await new ImageDataGenerator({ rescale: 1 / 255 }).flowFromDirectory(data, {
-    targetSize: [settings.height, settings.width], batchSize: int(v.batch, 'batch', settings.batch), classMode: 'binary', shuffle: false, classes, log,
+    targetSize: [settings.height, settings.width], batchSize: int(v.batch, 'batch', settings.batch), classMode: settings.classMode ?? 'binary', shuffle: false, classes, log,
   });
   try {
     const [loss, acc] = await model.evaluate(flow);

@@ -8,23 +8,25 @@
  * part-way, the per-step results already folded into that epoch's running means. A resumed run
  * therefore ends with the same weights and history as one that never stopped.
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { getGpu, ImageDataGenerator, setInitSeed, type DirectoryIterator, type Logs, type Model } from '../index.ts';
 import { defaultSink, Progbar } from '../graph/progbar.ts';
+import { compareCodePoints } from '../io/dataset.ts';
 import { display, int, num, oneOf, parse, required, size, UsageError } from './args.ts';
 import { CHECKPOINT_FILE, emptyHistory, readCheckpoint, restoreCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint, type RunHistory, type TrainState } from './checkpoint.ts';
 import { historySvg } from './plot.ts';
 import { fmtDuration, withTicker } from './progress.ts';
-import { ARCHITECTURE, referenceModel, TOP, VGG16_LAYERS } from './reference-model.ts';
+import { ARCHITECTURE, referenceModel, TOP, topFor, VGG16_LAYERS } from './reference-model.ts';
 
 export const TRAIN_HELP = `webgpu-finetune train --train DIR --val DIR [options]
 webgpu-finetune train --resume RUN_DIR [--epochs N]
 
 Fine-tunes VGG16 on image folders as the reference Keras program does: VGG16 without its top,
 the first --freeze layers frozen, Flatten, Dense 256 ReLU, Dropout 0.5, Dense 1 sigmoid; SGD,
-binary cross-entropy, accuracy. Each folder holds one subfolder per class (exactly two), e.g.
-data/train/cats, data/train/dogs. Prints Keras's progress; writes a run folder.
+binary cross-entropy, accuracy. Each folder holds one subfolder per class, e.g.
+data/train/cats, data/train/dogs. With three or more classes the last layer is Dense K softmax
+with categorical cross-entropy. Prints Keras's progress; writes a run folder.
 
   --train DIR            training images, one subfolder per class            (required)
   --val DIR              validation images, the same class subfolders         (required)
@@ -42,6 +44,8 @@ data/train/cats, data/train/dogs. Prints Keras's progress; writes a run folder.
   --augment keras|none   keras: the reference program's training augmentation (rotation 30,
                          width shift 0.3, zoom 0.3, horizontal and vertical flips); none: rescale
                          only. Validation images are always only rescaled (1/255).  [keras]
+  --class-mode M         auto: binary for two class folders, categorical for more; binary
+                         (Dense 1 sigmoid, two classes only) or categorical (Dense K softmax) [auto]
   --seed N               seed for data order, augmentation, initial weights and dropout; the
                          same seed gives the same run                         [random]
   --out DIR              the run folder                                     [runs/<time>]
@@ -74,6 +78,10 @@ export interface RunSettings {
   nesterov: boolean;
   augment: 'keras' | 'none';
   seed: number;
+  /** as asked: auto picks from the number of class folders */
+  classModeAsked?: 'auto' | 'binary' | 'categorical';
+  classMode?: 'binary' | 'categorical';
+  numClasses?: number;
   /** filled in when the run starts */
   weightsUsed?: string;
   classIndices?: Record<string, number>;
@@ -99,6 +107,12 @@ export class Interrupted extends Error {
     super('interrupted');
     this.name = 'Interrupted';
   }
+}
+
+/** Class subfolders of a data folder, sorted as flow_from_directory sorts them. */
+export async function classFolders(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort(compareCodePoints);
 }
 
 /** Keras's behaviour on a folder that is not there is an exception; ours is a usage error naming it. */
@@ -133,7 +147,7 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
   const { values: v } = parse('train', args, {
     train: { type: 'string' }, val: { type: 'string' }, size: { type: 'string' }, batch: { type: 'string' }, epochs: { type: 'string' },
     freeze: { type: 'string' }, weights: { type: 'string' }, lr: { type: 'string' }, momentum: { type: 'string' }, nesterov: { type: 'boolean' },
-    augment: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' },
+    augment: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, 'class-mode': { type: 'string' },
   });
   if (v.help) return { help: true };
   if (v.resume !== undefined) {
@@ -163,7 +177,15 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
     nesterov: !!v.nesterov,
     augment: oneOf(v.augment, 'augment', ['keras', 'none'] as const, 'keras'),
     seed: v.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : int(v.seed, 'seed', 0, 0),
+    classModeAsked: oneOf(v['class-mode'], 'class-mode', ['auto', 'binary', 'categorical'] as const, 'auto'),
   };
+  const folders = await classFolders(settings.train);
+  if (folders.length < 2) throw new UsageError(`--train '${trainDir}' has ${folders.length} class subfolder${folders.length === 1 ? '' : 's'} (${folders.join(', ') || 'none'}); give one subfolder per class, at least two`);
+  const mode = settings.classModeAsked === 'auto' ? (folders.length === 2 ? 'binary' : 'categorical') : settings.classModeAsked!;
+  if (mode === 'binary' && folders.length !== 2) throw new UsageError(`--class-mode binary needs exactly two class folders; '${trainDir}' has ${folders.length} (${folders.join(', ')}): use --class-mode categorical`);
+  settings.classMode = mode;
+  settings.numClasses = folders.length;
+  settings.top = topFor(mode, folders.length);
   if (settings.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${settings.seed}`);
   if (weights !== 'imagenet' && weights !== 'none') {
     const st = await stat(resolve(weights)).catch(() => null);
@@ -241,7 +263,7 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
 
   const trainGen = new ImageDataGenerator(s.augment === 'keras' ? KERAS_AUGMENT : { rescale: 1 / 255 });
   const valGen = new ImageDataGenerator({ rescale: 1 / 255 });
-  const flowOptions = { targetSize: [s.height, s.width] as [number, number], batchSize: s.batch, classMode: 'binary' as const, log };
+  const flowOptions = { targetSize: [s.height, s.width] as [number, number], batchSize: s.batch, classMode: s.classMode ?? 'binary', log };
   let train: DirectoryIterator | null = null;
   let val: DirectoryIterator | null = null;
   const controller = new AbortController();
@@ -282,7 +304,7 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
       s.command = process.argv.slice(2);
       await writeFileAtomic(join(o.out, SETTINGS_FILE), `${JSON.stringify(s, null, 1)}\n`);
     }
-    log(`model: VGG16 (${s.weightsUsed === 'imagenet' ? 'ImageNet weights' : s.weightsUsed}), first ${s.freeze} layers frozen, ${TOP}; input ${s.height}x${s.width}`);
+    log(`model: VGG16 (${s.weightsUsed === 'imagenet' ? 'ImageNet weights' : s.weightsUsed}), first ${s.freeze} layers frozen, ${topFor(s.classMode, s.numClasses)}; input ${s.height}x${s.width}`);
     log(`training: SGD lr ${s.lr} momentum ${s.momentum}${s.nesterov ? ' nesterov' : ''}, batch ${s.batch}, augmentation ${s.augment}, seed ${s.seed}; run folder ${o.out}`);
 
     // Where training stands; restored from the checkpoint when resuming.

@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { generateSampleSet, SAMPLE_CLASSES, type SampleImage } from './sample-data.ts';
+import { generateSampleSet, SAMPLE_CLASSES, SAMPLE_CLASSES_3, type SampleImage } from './sample-data.ts';
 
 export interface SampleFolderOptions {
   height: number;
@@ -18,6 +18,8 @@ export interface SampleFolderOptions {
   /** test (validation) images */
   test: number;
   seed?: number;
+  /** 2 (circles, squares) or 3 (and triangles) */
+  classes?: 2 | 3;
 }
 
 /** PNG or JPEG bytes of one RGB image. */
@@ -44,7 +46,8 @@ const STAMP = 'sample-data.json';
  */
 export async function writeSampleFolders(dir: string, options: SampleFolderOptions, onProgress?: (done: number, total: number) => void): Promise<boolean> {
   const seed = options.seed ?? 0;
-  const stamp = JSON.stringify({ generator: 'webgpu-finetune sample-data 1', classes: SAMPLE_CLASSES, ...options, seed });
+  const names = (options.classes ?? 2) === 3 ? SAMPLE_CLASSES_3 : SAMPLE_CLASSES;
+  const stamp = JSON.stringify({ generator: 'webgpu-finetune sample-data 1', classes: names, ...options, seed });
   const old = await readFile(join(dir, STAMP), 'utf8').catch(() => null);
   if (old?.trim() === stamp) return false;
   // Never replace a folder this generator did not write (a user's own data given by mistake).
@@ -58,8 +61,8 @@ export async function writeSampleFolders(dir: string, options: SampleFolderOptio
   let done = 0;
   // Train and test come from different seeds: no image is in both.
   for (const [split, count, splitSeed] of [['train', options.train, seed], ['test', options.test, seed + 7919]] as const) {
-    for (const cls of SAMPLE_CLASSES) await mkdir(join(tmp, split, cls), { recursive: true });
-    const set = generateSampleSet({ count, height: options.height, width: options.width, seed: splitSeed });
+    for (const cls of names) await mkdir(join(tmp, split, cls), { recursive: true });
+    const set = generateSampleSet({ count, height: options.height, width: options.width, seed: splitSeed, classes: options.classes });
     for (let i = 0; i < set.length; i++) {
       const format = (i >> 1) % 2 === 0 ? 'png' : 'jpg';
       const name = `${set[i].className}_${String(i).padStart(4, '0')}.${format}`;

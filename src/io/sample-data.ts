@@ -21,7 +21,9 @@
  */
 
 export const SAMPLE_CLASSES = ['circles', 'squares'] as const;
-export type SampleClass = (typeof SAMPLE_CLASSES)[number];
+/** With `classes: 3`, a third class: rotated triangles, solid or checked. */
+export const SAMPLE_CLASSES_3 = ['circles', 'squares', 'triangles'] as const;
+export type SampleClass = (typeof SAMPLE_CLASSES_3)[number];
 
 export interface SampleImage {
   /** RGB bytes, row-major, height x width x 3 */
@@ -38,6 +40,8 @@ export interface SampleSetOptions {
   height: number;
   width: number;
   seed?: number;
+  /** 2 (circles, squares; the default) or 3 (adds triangles) */
+  classes?: 2 | 3;
 }
 
 /** mulberry32: a small, good-enough 32-bit PRNG with a reproducible stream. */
@@ -126,6 +130,25 @@ function makeShape(label: number, r: () => number, height: number, width: number
       },
     };
   }
+  if (label === 2) {
+    // an equilateral triangle, rotated; checked texture
+    const turn = r() * 2 * Math.PI;
+    const rt = size * 1.2; // circumradius: area close to the other classes' objects
+    const corners = [0, 1, 2].map((k) => [cx + rt * Math.cos(turn + (k * 2 * Math.PI) / 3), cy + rt * Math.sin(turn + (k * 2 * Math.PI) / 3)]);
+    const side = (x: number, y: number, a: number[], b: number[]) => (b[0] - a[0]) * (y - a[1]) - (b[1] - a[1]) * (x - a[0]);
+    return {
+      inside(x, y) {
+        const d0 = side(x, y, corners[0], corners[1]);
+        const d1 = side(x, y, corners[1], corners[2]);
+        const d2 = side(x, y, corners[2], corners[0]);
+        return (d0 >= 0 && d1 >= 0 && d2 >= 0) || (d0 <= 0 && d1 <= 0 && d2 <= 0);
+      },
+      fill(x, y) {
+        if (!textured) return c1;
+        return (Math.floor((x - cx) / period) + Math.floor((y - cy) / period)) % 2 === 0 ? c2 : c1;
+      },
+    };
+  }
   const angle = r() * Math.PI / 2;
   const cos = Math.cos(angle);
   const sin = Math.sin(angle);
@@ -153,7 +176,7 @@ function makeShape(label: number, r: () => number, height: number, width: number
  * Deterministic for (label, height, width, seed).
  */
 export function sampleImage(label: number, height: number, width: number, seed: number): Uint8Array {
-  if (label !== 0 && label !== 1) throw new Error(`sampleImage: label must be 0 (circles) or 1 (squares), got ${label}`);
+  if (label !== 0 && label !== 1 && label !== 2) throw new Error(`sampleImage: label must be 0 (circles), 1 (squares) or 2 (triangles), got ${label}`);
   if (!Number.isInteger(height) || !Number.isInteger(width) || height < 8 || width < 8) {
     throw new Error(`sampleImage: height and width must be integers of at least 8, got ${height}x${width}`);
   }
@@ -212,17 +235,19 @@ export function sampleImage(label: number, height: number, width: number, seed: 
 }
 
 /**
- * `count` generated images, labels alternating 0, 1, 0, ... Image i is sampleImage(i % 2, height,
- * width, mix(seed, i)).
+ * `count` generated images, labels cycling 0, 1, (2,) 0, ... Image i is sampleImage(i % classes,
+ * height, width, mix(seed, i)).
  */
 export function generateSampleSet(options: SampleSetOptions): SampleImage[] {
   const { count, height, width } = options;
   const seed = options.seed ?? 0;
   if (!Number.isInteger(count) || count < 0) throw new Error(`generateSampleSet: count must be a non-negative integer, got ${count}`);
+  const classes = options.classes ?? 2;
+  if (classes !== 2 && classes !== 3) throw new Error(`generateSampleSet: classes must be 2 or 3, got ${classes}`);
   const out: SampleImage[] = [];
   for (let i = 0; i < count; i++) {
-    const label = i % 2;
-    out.push({ rgb: sampleImage(label, height, width, mix(seed, i)), height, width, label, className: SAMPLE_CLASSES[label] });
+    const label = i % classes;
+    out.push({ rgb: sampleImage(label, height, width, mix(seed, i)), height, width, label, className: SAMPLE_CLASSES_3[label] });
   }
   return out;
 }
