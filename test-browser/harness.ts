@@ -58,11 +58,14 @@ export function chromiumPath(): string {
   throw new Error('Chromium is not installed: run `bash scripts/install-browser.sh` (apt-get install chromium), or set CHROMIUM_PATH');
 }
 
-const COMMON = ['--enable-unsafe-webgpu', '--enable-webgpu-developer-features', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const NETWORK = ['--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const COMMON = ['--enable-unsafe-webgpu', '--enable-webgpu-developer-features', ...NETWORK];
 /** Dawn over OpenGL ES on ANGLE's Vulkan (lavapipe): WebGPU in compatibility mode. */
 const COMPAT = ['--use-angle=vulkan', '--use-webgpu-adapter=opengles', '--force-webgpu-compat'];
 
-export async function launch(mode: 'core' | 'compat'): Promise<Browser> {
+/** 'none': WebGPU left off, as on a browser or machine without it. */
+export async function launch(mode: 'core' | 'compat' | 'none'): Promise<Browser> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  return chromium.launch({ executablePath: chromiumPath(), headless: true, args: mode === 'compat' ? [...COMMON, ...COMPAT] : COMMON });
+  const args = mode === 'none' ? NETWORK : mode === 'compat' ? [...COMMON, ...COMPAT] : COMMON;
+  return chromium.launch({ executablePath: chromiumPath(), headless: true, args });
 }

@@ -31,6 +31,7 @@ interface PageStatus {
   steps: StepRecord[];
   epochs: EpochRecord[];
   stepsPerEpoch: number;
+  plan: { batch: number; microBatch: number } | null;
   memory: { numBytes: number; numBuffers: number };
   error: string | null;
   notices: string[];
@@ -113,7 +114,7 @@ let base: Awaited<ReturnType<typeof baseWeights>>;
 beforeAll(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
   base = await baseWeights(77);
-  server = await serveStatic('dist/web', new Map([['/weights/manifest.json', base.manifest], ['/weights/weights.bin', base.bin]]));
+  server = await serveStatic('dist/web', new Map([['/weights/manifest.json', base.manifest], ['/weights/weights.bin', base.bin], ['/weights/vgg16_notop.h5', base.h5]]));
 });
 
 /** Waits for the page to have read a weights file, and checks what it says about it. */
@@ -235,11 +236,13 @@ describe('the page on a compatibility-mode adapter (OpenGL ES via ANGLE on lavap
     await browser?.close();
   });
 
-  it('requests the adapter\'s limits, says so, and trains from a Keras .h5 with the same losses as Node', async () => {
+  it('requests the adapter\'s limits, says so, and trains from a Keras .h5, micro-batched, with the same losses as Node', async () => {
     const want = await runInNode(settings, sample, { weights: { layers: base.layers, source: 'a Keras .h5' } });
     const errors: string[] = [];
     browser = await launch('compat');
-    const page = await openPage(browser, server.url, errors);
+    // ?maxBinding pretends the binding limit is 600 kB: the frozen layers' 32x32x64 activations
+    // (256 KiB an image) then run 2 images at a time, and the losses must not change.
+    const page = await openPage(browser, `${server.url}?maxBinding=600000`, errors);
     const s0 = await status(page);
     expect(s0.compat).toBe(true);
     expect(s0.describe).toContain('compatibility mode');
@@ -258,8 +261,49 @@ describe('the page on a compatibility-mode adapter (OpenGL ES via ANGLE on lavap
     const done = await until(page, 'the end of training', (s) => s.state === 'done');
     expect(await text(page, '#weights-status')).toMatch('Loaded into the VGG16 base');
     await rm(h5Path);
-    expectSameRun(done, want, 'compatibility mode');
+    expect(done.plan).toMatchObject({ batch: 4, microBatch: 2 });
+    expect(await text(page, '#notices')).toMatch(/Micro-batching:.*run 2 images at a time/);
+    expectSameRun(done, want, 'compatibility mode, micro-batched');
     await page.screenshot({ path: `${ARTIFACTS}/browser-compat.png`, fullPage: true });
     expect(errors).toEqual([]);
+  });
+});
+
+describe('a browser without a WebGPU adapter', () => {
+  let browser: Browser | undefined;
+  let page: Page;
+  beforeAll(async () => {
+    browser = await launch('none');
+    page = await browser.newPage();
+    await page.goto(server.url);
+    await page.waitForFunction(() => 'webgpuFinetune' in window);
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('says that WebGPU is missing and what to do, and offers no training', async () => {
+    expect(await page.evaluate(() => (window as unknown as Api).webgpuFinetune.ready)).toBe(false);
+    expect(await text(page, '#notices')).toMatch(/WebGPU is not available\..*What to do: /);
+    expect(await text(page, '#adapter')).toBe('No WebGPU adapter');
+    expect(await page.isDisabled('#train')).toBe(true);
+    await page.screenshot({ path: `${ARTIFACTS}/browser-no-webgpu.png` });
+  });
+
+  it('still reads weights: a Keras .h5 by URL (with download progress), and manifest + bin picked from disk', async () => {
+    await page.fill('#weights-url', `${server.url}weights/vgg16_notop.h5`);
+    await page.click('#weights-load');
+    await weightsRead(page);
+    expect(await text(page, '#weights-status')).toMatch('from http://127.0.0.1');
+    const bar = await page.$eval('#weights-progress', (e) => [(e as HTMLProgressElement).value, (e as HTMLProgressElement).max]);
+    expect(bar).toEqual([base.h5.length, base.h5.length]);
+
+    const dir = join(ARTIFACTS, 'picked-weights');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'manifest.json'), base.manifest);
+    await writeFile(join(dir, 'weights.bin'), base.bin);
+    await page.setInputFiles('#weights-files', [join(dir, 'manifest.json'), join(dir, 'weights.bin')]);
+    await page.waitForFunction(() => /Read 13 layers with weights \(14\.7 M values\) from manifest\.json/.test(document.querySelector('#weights-status')?.textContent ?? ''), undefined, { timeout: 60_000 });
+    await rm(dir, { recursive: true });
   });
 });

@@ -12,7 +12,7 @@ import { readPngBrowser } from '../src/io/png-browser.ts';
 import { exportWeights } from '../src/io/weights.ts';
 import { LineChart } from './chart.ts';
 import { countImages, dataSetFromFiles, encodePpm, makeFlows, sampleDataSet, type DataSet, type NamedBlob, type SampleOptions } from './lib/data.ts';
-import { buildModel, imageInput, modelWeightsH5, weightsFromFiles, weightsFromUrl, type Built, type WeightsFile } from './lib/program.ts';
+import { buildModel, imageInput, KERAS_IMAGENET_URL, modelWeightsH5, weightsFromFiles, weightsFromUrl, type Built, type WeightsFile } from './lib/program.ts';
 import { checkSettings, DEFAULT_SETTINGS, VGG16_LAYERS, type TrainSettings } from './lib/settings.ts';
 import { Trainer, type EpochRecord, type StepRecord } from './lib/trainer.ts';
 import { generateSampleSet } from '../src/io/sample-data.ts';
@@ -264,7 +264,7 @@ function weightsProgress(loaded: number, total: number | null): void {
 async function currentWeights(): Promise<WeightsFile | null> {
   const kind = weightsKind();
   if (kind === 'random') {
-    $('weights-status').textContent = 'Random initialisation: Keras\'s glorot-uniform from the seed; no pretrained features.';
+    $('weights-status').textContent = 'Random initialisation: Keras\'s glorot-uniform from the seed; no pretrained features, so expect accuracy near chance.';
     return null;
   }
   let key: string;
@@ -294,6 +294,14 @@ async function currentWeights(): Promise<WeightsFile | null> {
   return weights.file;
 }
 
+const kerasLink = $<HTMLAnchorElement>('keras-url');
+kerasLink.href = KERAS_IMAGENET_URL;
+kerasLink.addEventListener('click', (e) => {
+  // Fill the URL field rather than navigate: the page tries the download itself.
+  e.preventDefault();
+  input('weights-url').value = KERAS_IMAGENET_URL;
+  (document.querySelector('input[name=weights][value=url]') as HTMLInputElement).checked = true;
+});
 $('weights-load').addEventListener('click', () => {
   (document.querySelector('input[name=weights][value=url]') as HTMLInputElement).checked = true;
   currentWeights().then(() => clearNotice('weights'), (e) => fail(e, 'weights'));
@@ -479,9 +487,13 @@ async function startTraining(): Promise<void> {
   const flows = await makeFlows(data, settings, (line) => log(`${line}\n`));
   const built = await buildModel(settings, w);
   if (w) $('weights-status').textContent += built.weightsInto === 'base' ? ' Loaded into the VGG16 base.' : ' Loaded into the whole model (a fine-tuned export).';
+  // ?maxBinding=<bytes> pretends the adapter's binding limit is that small: it shows (and tests)
+  // micro-batching on any device.
+  const pretend = Number(new URLSearchParams(location.search).get('maxBinding'));
+  if (pretend > 0) built.model.maxBindingOverride = pretend;
   const plan = built.model.memory(settings.batchSize);
   if (plan.microBatch < plan.batch) {
-    notice('warn', `<strong>Micro-batching:</strong> at batch ${plan.batch} and ${settings.height}×${settings.width}, a frozen layer's activations exceed this adapter's storage binding limit (${fmtBytes(g.limits.maxStorageBufferBindingSize)}), so the frozen layers run ${plan.microBatch} images at a time. Results are the same, steps are a little slower; a smaller batch or input size avoids it.`, 'microbatch');
+    notice('warn', `<strong>Micro-batching:</strong> at batch ${plan.batch} and ${settings.height}×${settings.width}, a frozen layer's activations exceed this adapter's storage binding limit (${fmtBytes(pretend > 0 ? pretend : g.limits.maxStorageBufferBindingSize)}${pretend > 0 ? ', set by ?maxBinding' : ''}), so the frozen layers run ${plan.microBatch} images at a time. Results are the same, steps are a little slower; a smaller batch or input size avoids it.`, 'microbatch');
   }
   const trainer = new Trainer(built.model, flows.train, flows.test, settings.epochs, { onStep, onEpoch, onLog: log });
   run = { settings, data, built, trainer, plan, started: performance.now() };

@@ -23,8 +23,49 @@ export interface WeightsFile {
   source: string;
 }
 
-/** Exported weights (manifest.json + its .bin) from a URL, with download progress. */
+/** Keras's own ImageNet file for VGG16 without its top (58.9 MB, legacy HDF5 layout). */
+export const KERAS_IMAGENET_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5';
+
+/** A whole response body, reporting progress (total from content-length when the server sends it). */
+async function fetchBytes(url: string, onProgress?: ProgressCallback): Promise<Uint8Array> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new Error(`could not fetch ${url}: ${(e as Error).message} (a server on another origin must allow cross-origin downloads (CORS); otherwise download the file and pick it from disk)`);
+  }
+  if (!res.ok || !res.body) throw new Error(`could not fetch ${url}: HTTP ${res.status} ${res.statusText}`);
+  const total = Number(res.headers.get('content-length')) || null;
+  const label = url.split('/').pop() ?? url;
+  const chunks: Uint8Array[] = [];
+  let loaded = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    onProgress?.({ label, loaded, total });
+  }
+  const out = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/**
+ * Weights from a URL, with download progress: a Keras .h5 (converted here), or exported weights
+ * (manifest.json, or its folder, with its .bin beside it).
+ */
 export async function weightsFromUrl(url: string, onProgress?: ProgressCallback): Promise<WeightsFile> {
+  if (/\.(h5|hdf5)([?#].*)?$/i.test(url)) {
+    const { readKerasH5Bytes } = await import('../../src/io/keras-h5-browser.ts');
+    const read = await readKerasH5Bytes(await fetchBytes(url, onProgress), url);
+    return { layers: read.layers, source: url };
+  }
   return { layers: await fetchWeights(url, { onProgress }), source: url };
 }
 

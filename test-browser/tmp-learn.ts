@@ -1,0 +1,11 @@
+import { sampleDataSet, makeFlows } from '../web/lib/data.ts';
+import { buildModel } from '../web/lib/program.ts';
+import { Trainer } from '../web/lib/trainer.ts';
+import { DEFAULT_SETTINGS } from '../web/lib/settings.ts';
+const [h, frozen, lr, mom, epochs, aug] = process.argv.slice(2).map(Number);
+const s = { ...DEFAULT_SETTINGS, height: h, width: h, batchSize: 8, epochs, frozen, learningRate: lr, momentum: mom, augment: !!aug, seed: 1 };
+const { train, test } = await makeFlows(sampleDataSet({ train: 64, test: 32, size: 64, seed: 7 }), s);
+const { model } = await buildModel(s);
+const t0 = performance.now();
+const tr = new Trainer(model, train, test, s.epochs, { onEpoch: (e) => console.log(JSON.stringify(process.argv.slice(2)), e.epoch, e.loss.toFixed(4), e.acc.toFixed(3), e.valLoss.toFixed(4), e.valAcc.toFixed(3), ((performance.now() - t0) / 1000).toFixed(0) + 's') });
+await tr.run();
