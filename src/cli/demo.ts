@@ -81,7 +81,8 @@ export async function demoCommand(args: string[]): Promise<number> {
   console.log('');
   for (const l of summary(out, result, settings, false)) console.log(l);
   if (settings.weightsUsed?.startsWith('random')) {
-    console.log(`(These weights started random, not from ImageNet: accuracy near ${Math.round(100 / classes)}% is the expected result, see the NOTICE above.)`);
+    const why = settings.weights === 'none' ? 'as asked with --weights none' : 'see the NOTICE above';
+    console.log(`(These weights started random, not from ImageNet (${why}): accuracy near ${Math.round(100 / classes)}% is the expected result.)`);
   }
   if (!result.interrupted) {
     console.log(`Try: npx webgpu-finetune predict --model ${display(out)} ${rel}/test/squares`);
