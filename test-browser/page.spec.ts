@@ -88,6 +88,8 @@ async function configure(page: Page, s: TrainSettings, sample: SampleOptions): P
 }
 
 function expectSameRun(got: { steps: StepRecord[]; epochs: EpochRecord[] }, want: ReferenceRun, where: string): void {
+  const worst = Math.max(...got.steps.map((s, i) => Math.abs(s.loss - (want.steps[i]?.loss ?? NaN))));
+  console.log(`${where}: largest per-step loss difference from Node ${worst.toExponential(2)} over ${got.steps.length} steps (losses ${got.steps.map((s) => s.loss.toFixed(4)).join(" ")})`);
   expect(got.steps.length, `${where}: steps`).toBe(want.steps.length);
   got.steps.forEach((s, i) => {
     const w = want.steps[i];

@@ -33,10 +33,21 @@ export async function runInNode(settings: TrainSettings, sample: SampleOptions, 
   return { steps: trainer.steps, epochs: trainer.epochs, probes: out };
 }
 
-/** A VGG16 base with seeded random weights, standing in for ImageNet's (same layers and shapes). */
+/**
+ * A VGG16 base with seeded random weights, standing in for ImageNet's (same layers and shapes).
+ * The kernels are scaled by sqrt(2) (He's variance for ReLU): activations then keep their scale
+ * through the 13 layers, as with trained weights, so the losses move and comparing them means
+ * something. (At Keras's glorot scale the signal fades layer by layer, the logits end near 0
+ * and every loss sits at ln 2 whatever the arithmetic.)
+ */
 export async function baseWeights(seed: number): Promise<{ layers: LayerWeights[]; manifest: Uint8Array; bin: Uint8Array; h5: Uint8Array }> {
   setInitSeed(seed);
   const base = await VGG16({ weights: null, includeTop: false, inputShape: [32, 32, 3] });
+  for (const layer of base.layers) {
+    if (!layer.params.length) continue;
+    const [kernel, bias] = await layer.getWeights();
+    await layer.setWeights([{ shape: kernel.shape, data: kernel.data.map((v) => v * Math.SQRT2) }, bias]);
+  }
   const layers = await collectLayerWeights(base);
   const { manifest, data } = await exportWeights(base);
   const byLayer = new Map(layers.map((l) => [l.layer, l.weights]));
