@@ -9,5 +9,3 @@ if [ ! -d node_modules/webgpu ] || [ ! -d node_modules/vitest ] || [ ! -d node_m
   npm ci --no-audit --no-fund
 fi
 bash scripts/install-software-gpu.sh
-# Debian's Chromium for the browser tests (apt; nothing when already installed).
-bash scripts/install-browser.sh
