@@ -17,6 +17,11 @@ struct Hyper { lr: f32, momentum: f32 }
 @group(0) @binding(4) var<storage, read_write> velocity: array<f32>;
 @group(0) @binding(5) var<storage, read_write> halt: array<u32>;
 @group(0) @binding(6) var<storage, read> stats: array<f32>;
+// The same tensors seen as vec4s (sizes divisible by 4: nearly every weight). On CPU adapters
+// (lavapipe) each lane's load is a separate gather, so one 16-byte load beats four 4-byte ones.
+@group(0) @binding(7) var<storage, read_write> param4: array<vec4f>;
+@group(0) @binding(8) var<storage, read> grad4: array<vec4f>;
+@group(0) @binding(9) var<storage, read_write> velocity4: array<vec4f>;
 
 override NESTEROV: bool = false;
 const WG: u32 = 256u;
@@ -45,6 +50,30 @@ fn momentum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
     param[i] = param[i] + hyper.momentum * v - hyper.lr * g;
   } else {
     param[i] = param[i] + v;
+  }
+}
+
+// vec4 twins of plain and momentum; shape.n counts vec4s here.
+@compute @workgroup_size(WG)
+fn plain4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+          @builtin(local_invocation_index) lid: u32) {
+  let i = index(wid, nwg, lid);
+  if (i >= shape.n || halt[0] != 0u) { return; }
+  param4[i] = param4[i] - hyper.lr * grad4[i];
+}
+
+@compute @workgroup_size(WG)
+fn momentum4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let i = index(wid, nwg, lid);
+  if (i >= shape.n || halt[0] != 0u) { return; }
+  let g = grad4[i];
+  let v = hyper.momentum * velocity4[i] - hyper.lr * g;
+  velocity4[i] = v;
+  if (NESTEROV) {
+    param4[i] = param4[i] + hyper.momentum * v - hyper.lr * g;
+  } else {
+    param4[i] = param4[i] + v;
   }
 }
 

@@ -1,3 +1,4 @@
+import { seededRandom } from './initializers.ts';
 import type { Batch } from './model.ts';
 
 let nextId = 0;
@@ -32,13 +33,7 @@ export class ArrayBatches implements AsyncIterable<Batch> {
     const idx = Int32Array.from({ length: this.samples }, (_, i) => i);
     if (this.options.shuffle) {
       // seeded Fisher-Yates, a new permutation per epoch
-      let a = ((this.options.seed ?? 0) + 0x9e3779b9 * ++this.epoch) >>> 0;
-      const rand = () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-      };
+      const rand = seededRandom(((this.options.seed ?? 0) + Math.imul(0x9e3779b9, ++this.epoch)) >>> 0);
       for (let i = idx.length - 1; i > 0; i--) {
         const j = Math.floor(rand() * (i + 1));
         [idx[i], idx[j]] = [idx[j], idx[i]];
