@@ -5,7 +5,7 @@ import { InputLayer, type Layer } from './layers.ts';
 import { SGD } from './optimizers.ts';
 import { FeatureCache } from './feature-cache.ts';
 import { checkHead, labelSize, layoutPlan, outputSize, Plan, type LossName, type PlanMemory, type PlanSpec } from './plan.ts';
-import { defaultSink, fmtValue, Progbar, type Sink } from './progbar.ts';
+import { defaultSink, Progbar, type Sink } from './progbar.ts';
 import { summaryLines } from './summary.ts';
 import type { SymbolicTensor } from './symbolic.ts';
 import { toUnits, unitSize, type Unit } from './units.ts';
@@ -613,10 +613,5 @@ export class Model {
   /** Node: Keras's HDF5 layout (layer_names, weight_names), for Keras's model.load_weights(). */
   async saveWeightsH5(path: string): Promise<void> {
     await (await import('../io/weights.ts')).saveWeightsH5To(this, path);
-  }
-
-  /** For logs. */
-  static formatLogs(logs: Record<string, number>): string {
-    return Object.entries(logs).map(([k, v]) => `${k}: ${fmtValue(v)}`).join(' - ');
   }
 }

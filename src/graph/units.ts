@@ -1,4 +1,4 @@
-import { Activation, Conv2D, Dense, Dropout, Flatten, InputLayer, MaxPooling2D, type ActivationName, type Layer, type Param } from './layers.ts';
+import { Activation, Conv2D, Dense, Dropout, Flatten, InputLayer, MaxPooling2D, type ActivationName, type Layer } from './layers.ts';
 
 /**
  * The model as the plan sees it: a chain of units, each one kernel family (an Activation layer
@@ -38,9 +38,4 @@ export function toUnits(layers: Layer[]): Unit[] {
     }
   }
   return units;
-}
-
-/** Parameters whose layer has trainable set (read at compile time, as Keras does). */
-export function unitParams(u: Unit): Param[] {
-  return u.layer.params;
 }
