@@ -3,7 +3,7 @@ import { SigmoidBceKernel } from '../src/kernels/sigmoid-bce.ts';
 import type { Gpu } from '../src/gpu/index.ts';
 import { output, testGpu } from './helpers/gpu.ts';
 import { randomArray, rng } from './helpers/random.ts';
-import { expectClose } from './helpers/compare.ts';
+import { expectClose, expectRelative } from './helpers/compare.ts';
 import { meanBceRef, sigmoidBceRef } from './reference/sigmoid-bce.ts';
 
 /** Labels in {0, 1}. */
@@ -26,13 +26,6 @@ async function lossAndGradient(gpu: Gpu, z: Float32Array, y: Float32Array) {
   return result;
 }
 
-/** |a - b| <= rel * |b| + abs for each element: a relative check for values far below 1. */
-function expectRelative(actual: ArrayLike<number>, expected: ArrayLike<number>, rel: number, abs: number, what: string): void {
-  for (let i = 0; i < expected.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]);
-    if (!(err <= rel * Math.abs(expected[i]) + abs)) expect.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]}`);
-  }
-}
 
 describe('sigmoid + binary cross-entropy', () => {
   for (const batch of [1, 3, 32, 1000, 4099]) {

@@ -3,7 +3,7 @@ import { SoftmaxCeKernel } from '../src/kernels/softmax-ce.ts';
 import type { Gpu } from '../src/gpu/index.ts';
 import { output, testGpu } from './helpers/gpu.ts';
 import { randomArray, rng } from './helpers/random.ts';
-import { expectClose } from './helpers/compare.ts';
+import { expectClose, expectRelative } from './helpers/compare.ts';
 import { argmaxRef, meanSoftmaxCeRef, softmaxCeRef, softmaxRef, type LabelKind } from './reference/softmax-ce.ts';
 
 /** Random class indices in [0, classes). */
@@ -56,14 +56,6 @@ async function lossAndGradient(gpu: Gpu, z: Float32Array, y: Float32Array, class
   return result;
 }
 
-/** |a - b| <= rel * |b| + abs for each element: a relative check for values far below 1. */
-function expectRelative(actual: ArrayLike<number>, expected: ArrayLike<number>, rel: number, abs: number, what: string): void {
-  expect(actual.length, `${what}: length`).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]);
-    if (!(err <= rel * Math.abs(expected[i]) + abs)) expect.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]}`);
-  }
-}
 
 /** Central differences of the float64 batch-mean loss with respect to every logit. */
 function finiteDifferences(z: ArrayLike<number>, y: ArrayLike<number>, classes: number, kind: LabelKind): Float64Array {

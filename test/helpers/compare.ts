@@ -23,3 +23,15 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     expect.fail(`${what}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (error ${worstErr.toExponential(2)} > ${tol})`);
   }
 }
+
+/**
+ * |a - b| <= rel * |b| + abs elementwise: a truly relative check for values far below 1 (tiny
+ * gradients, near-zero losses), where expectClose's floor of 1 would accept anything.
+ */
+export function expectRelative(actual: ArrayLike<number>, expected: ArrayLike<number>, rel: number, abs: number, what: string): void {
+  expect(actual.length, `${what}: length`).toBe(expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    const err = Math.abs(actual[i] - expected[i]);
+    if (!(err <= rel * Math.abs(expected[i]) + abs)) expect.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]}`);
+  }
+}
