@@ -11,8 +11,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { Dense, Dropout, Flatten, Input, Model, VGG16, fmtBytes, memory, setGpu } from '../src/index.ts';
-import { toUnits, unitSize } from '../src/graph/units.ts';
+import { Conv2D, Dense, Dropout, Flatten, Input, Model, VGG16, fmtBytes, memory, setGpu } from '../src/index.ts';
 import { measureCeiling } from './lib/ceiling.ts';
 import { openBenchGpu } from './lib/engine.ts';
 import { loadTfjs, tfjsAdapter, type Tf } from './lib/tfjs.ts';
@@ -37,16 +36,18 @@ async function referenceModel(h: number, w: number): Promise<Model> {
  * gradients of trainable-part layers after the first trainable one (the first needs none).
  */
 export function stepMacs(model: Model, batch: number): number {
-  const units = toUnits(model.layers);
-  const first = units.findIndex((u) => u.layer.trainable && u.layer.params.length > 0);
+  const layers = model.layers.slice(1);
+  const first = layers.findIndex((l) => l.trainableParams.length > 0);
   let macs = 0;
-  units.forEach((u, i) => {
+  layers.forEach((l, i) => {
     let fwd = 0;
-    if (u.kind === 'conv2d') fwd = unitSize(u.outShape) * u.layer.kernelSize[0] * u.layer.kernelSize[1] * u.inShape[2];
-    else if (u.kind === 'dense') fwd = unitSize(u.inShape) * u.layer.units;
+    const inShape = l.inputs[0].shape;
+    const outSize = l.output!.shape.reduce((a, b) => a * b, 1);
+    if (l instanceof Conv2D) fwd = outSize * l.kernelSize[0] * l.kernelSize[1] * inShape[2];
+    else if (l instanceof Dense) fwd = inShape[0] * l.units;
     macs += fwd * batch;
     if (first >= 0 && i >= first) {
-      if (u.layer.trainable) macs += fwd * batch; // weight gradient
+      if (l.trainable) macs += fwd * batch; // weight gradient
       if (i > first) macs += fwd * batch; // input gradient
     }
   });

@@ -1,5 +1,6 @@
 // 2-D max pooling, NHWC, padding 'valid' (rows/columns past the last full window are dropped,
-// like Keras), and its gradient.
+// like Keras) or 'same' (PT rows / PL columns of padding above / left, the rest below / right,
+// as TF), and its gradient. Padded positions never win: windows are clipped to the image.
 //
 // The argmax of a window is the FIRST maximum in row-major window order (strict >), in the
 // forward pass and in both backward variants, so ties send the gradient to one element only.
@@ -7,9 +8,10 @@
 //
 //   forward         one invocation per output element (per 4 channels in the *4 entries)
 //   backward_owned  strides >= pool (windows do not overlap; 2x2/2 is this case): one
-//                   invocation per window writes every dx element it owns (its window plus
-//                   any gap and, in the last window row/column, the rows/columns that pooling
-//                   drops): dy at the argmax, 0 elsewhere. Each window is scanned once.
+//                   invocation per window writes every dx element it owns (its stride band of
+//                   rows and columns, the last band extended to the image edge, so gaps and
+//                   the rows/columns 'valid' pooling drops are included): dy at the argmax, 0
+//                   elsewhere. Each window is scanned once.
 //   backward_gather any strides: one invocation per dx element sums dy over the windows that
 //                   contain it and whose argmax it is.
 // Entries ending in 4 process 4 channels as a vec4 (channels % 4 == 0); `C` is then C / 4.
@@ -18,7 +20,8 @@ struct Shape {
   N: u32, H: u32, W: u32, C: u32,
   OH: u32, OW: u32, PH: u32, PW: u32,
   SH: u32, SW: u32,
-  count: u32,   // invocations with work: N*OH*OW*C, or N*H*W*C for backward_gather
+  PT: u32, PL: u32, // 'same' padding above / left (0 for 'valid')
+  count: u32,       // invocations with work: N*OH*OW*C, or N*H*W*C for backward_gather
 }
 
 @group(0) @binding(0) var<uniform> s: Shape;
@@ -37,8 +40,24 @@ fn linear_index(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid;
 }
 
+// The part of window (oh, ow) inside the image: window rows r0 <= r < r1 and columns
+// q0 <= q < q1 (window coordinates, 0 at the padded top-left corner); base = x index of
+// window element (r0, q0). 'same' padding is < pool, so every window holds a real element.
+struct Clip { base: u32, r0: u32, r1: u32, q0: u32, q1: u32 }
+
+fn clip(n: u32, oh: u32, ow: u32, c: u32) -> Clip {
+  let h0 = i32(oh * s.SH) - i32(s.PT);
+  let w0 = i32(ow * s.SW) - i32(s.PL);
+  let r0 = u32(max(-h0, 0));
+  let q0 = u32(max(-w0, 0));
+  let r1 = u32(min(i32(s.PH), i32(s.H) - h0));
+  let q1 = u32(min(i32(s.PW), i32(s.W) - w0));
+  let base = ((n * s.H + u32(h0 + i32(r0))) * s.W + u32(w0 + i32(q0))) * s.C + c;
+  return Clip(base, r0, r1, q0, q1);
+}
+
 // Output element i = ((n*OH + oh)*OW + ow)*C + c.
-struct Window { n: u32, oh: u32, ow: u32, c: u32, base: u32 }
+struct Window { n: u32, oh: u32, ow: u32, c: u32 }
 
 fn window_of(i: u32) -> Window {
   let c = i % s.C;
@@ -47,21 +66,47 @@ fn window_of(i: u32) -> Window {
   t /= s.OW;
   let oh = t % s.OH;
   let n = t / s.OH;
-  // x index of the window's top-left element
-  let base = ((n * s.H + oh * s.SH) * s.W + ow * s.SW) * s.C + c;
-  return Window(n, oh, ow, c, base);
+  return Window(n, oh, ow, c);
+}
+
+// dx element i = ((n*H + h)*W + w)*C + c, and the windows containing it: with hp = h + PT,
+// oh*SH <= hp < oh*SH + PH within [0, OH) (columns alike).
+struct Cover { n: u32, c: u32, hp: u32, wp: u32, ohLo: u32, ohHi: u32, owLo: u32, owHi: u32 }
+
+fn cover_of(i: u32) -> Cover {
+  let c = i % s.C;
+  var t = i / s.C;
+  let wp = t % s.W + s.PL;
+  t /= s.W;
+  let hp = t % s.H + s.PT;
+  let n = t / s.H;
+  let ohLo = select(0u, (hp - s.PH) / s.SH + 1u, hp >= s.PH);
+  let ohHi = min(hp / s.SH + 1u, s.OH);
+  let owLo = select(0u, (wp - s.PW) / s.SW + 1u, wp >= s.PW);
+  let owHi = min(wp / s.SW + 1u, s.OW);
+  return Cover(n, c, hp, wp, ohLo, ohHi, owLo, owHi);
+}
+
+// Rows r0 <= r < end(window) that window oh owns in backward_owned: its stride band, the last
+// one extended to the bottom edge (columns alike).
+fn owned_rows(oh: u32) -> u32 {
+  return select(s.SH, u32(i32(s.H) - (i32(oh * s.SH) - i32(s.PT))), oh + 1u == s.OH);
+}
+
+fn owned_cols(ow: u32) -> u32 {
+  return select(s.SW, u32(i32(s.W) - (i32(ow * s.SW) - i32(s.PL))), ow + 1u == s.OW);
 }
 
 // ---------------------------------------------------------------- scalar channels
 
-struct Best { v: f32, at: u32 }   // at = ph * PW + pw
+struct Best { v: f32, at: u32 }   // at = r * PW + q (window coordinates)
 
-fn window_max(base: u32) -> Best {
-  var best = Best(x[base], 0u);
-  for (var ph = 0u; ph < s.PH; ph++) {
-    for (var pw = 0u; pw < s.PW; pw++) {
-      let v = x[base + (ph * s.W + pw) * s.C];
-      if (v > best.v) { best = Best(v, ph * s.PW + pw); }
+fn window_max(k: Clip) -> Best {
+  var best = Best(x[k.base], k.r0 * s.PW + k.q0);
+  for (var r = k.r0; r < k.r1; r++) {
+    for (var q = k.q0; q < k.q1; q++) {
+      let v = x[k.base + ((r - k.r0) * s.W + (q - k.q0)) * s.C];
+      if (v > best.v) { best = Best(v, r * s.PW + q); }
     }
   }
   return best;
@@ -72,7 +117,8 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
            @builtin(local_invocation_index) lid: u32) {
   let i = linear_index(wid, nwg, lid);
   if (i >= s.count) { return; }
-  y[i] = window_max(window_of(i).base).v;
+  let win = window_of(i);
+  y[i] = window_max(clip(win.n, win.oh, win.ow, win.c)).v;
 }
 
 @compute @workgroup_size(WG)
@@ -81,16 +127,15 @@ fn backward_owned(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   let i = linear_index(wid, nwg, lid);
   if (i >= s.count) { return; }
   let win = window_of(i);
-  let at = window_max(win.base).at;
+  let k = clip(win.n, win.oh, win.ow, win.c);
+  let at = window_max(k).at;
   let g = dy[i];
-  // Owned rows: the window's stride band; the last band extends to H (dropped rows). Same
-  // for columns.
-  let hn = select(s.SH, s.H - win.oh * s.SH, win.oh + 1u == s.OH);
-  let wn = select(s.SW, s.W - win.ow * s.SW, win.ow + 1u == s.OW);
-  for (var r = 0u; r < hn; r++) {
-    for (var q = 0u; q < wn; q++) {
+  let hn = owned_rows(win.oh);
+  let wn = owned_cols(win.ow);
+  for (var r = k.r0; r < hn; r++) {
+    for (var q = k.q0; q < wn; q++) {
       let mine = r < s.PH && q < s.PW && r * s.PW + q == at;
-      dx[win.base + (r * s.W + q) * s.C] = select(0.0, g, mine);
+      dx[k.base + ((r - k.r0) * s.W + (q - k.q0)) * s.C] = select(0.0, g, mine);
     }
   }
 }
@@ -100,23 +145,13 @@ fn backward_gather(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
                    @builtin(local_invocation_index) lid: u32) {
   let i = linear_index(wid, nwg, lid);
   if (i >= s.count) { return; }
-  let c = i % s.C;
-  var t = i / s.C;
-  let w = t % s.W;
-  t /= s.W;
-  let h = t % s.H;
-  let n = t / s.H;
-  // Windows containing (h, w): oh*SH <= h < oh*SH + PH, within [0, OH).
-  let ohLo = select(0u, (h - s.PH) / s.SH + 1u, h >= s.PH);
-  let ohHi = min(h / s.SH + 1u, s.OH);
-  let owLo = select(0u, (w - s.PW) / s.SW + 1u, w >= s.PW);
-  let owHi = min(w / s.SW + 1u, s.OW);
+  let v = cover_of(i);
   var sum = 0.0;
-  for (var oh = ohLo; oh < ohHi; oh++) {
-    for (var ow = owLo; ow < owHi; ow++) {
-      let at = window_max(((n * s.H + oh * s.SH) * s.W + ow * s.SW) * s.C + c).at;
-      if ((h - oh * s.SH) * s.PW + (w - ow * s.SW) == at) {
-        sum += dy[((n * s.OH + oh) * s.OW + ow) * s.C + c];
+  for (var oh = v.ohLo; oh < v.ohHi; oh++) {
+    for (var ow = v.owLo; ow < v.owHi; ow++) {
+      let at = window_max(clip(v.n, oh, ow, v.c)).at;
+      if ((v.hp - oh * s.SH) * s.PW + (v.wp - ow * s.SW) == at) {
+        sum += dy[((v.n * s.OH + oh) * s.OW + ow) * s.C + v.c];
       }
     }
   }
@@ -127,13 +162,13 @@ fn backward_gather(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
 
 struct Best4 { v: vec4f, at: vec4u }
 
-fn window_max4(base: u32) -> Best4 {
-  var best = Best4(x4[base], vec4u(0u));
-  for (var ph = 0u; ph < s.PH; ph++) {
-    for (var pw = 0u; pw < s.PW; pw++) {
-      let v = x4[base + (ph * s.W + pw) * s.C];
+fn window_max4(k: Clip) -> Best4 {
+  var best = Best4(x4[k.base], vec4u(k.r0 * s.PW + k.q0));
+  for (var r = k.r0; r < k.r1; r++) {
+    for (var q = k.q0; q < k.q1; q++) {
+      let v = x4[k.base + ((r - k.r0) * s.W + (q - k.q0)) * s.C];
       let better = v > best.v;
-      best = Best4(select(best.v, v, better), select(best.at, vec4u(ph * s.PW + pw), better));
+      best = Best4(select(best.v, v, better), select(best.at, vec4u(r * s.PW + q), better));
     }
   }
   return best;
@@ -144,7 +179,8 @@ fn forward4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
             @builtin(local_invocation_index) lid: u32) {
   let i = linear_index(wid, nwg, lid);
   if (i >= s.count) { return; }
-  y4[i] = window_max4(window_of(i).base).v;
+  let win = window_of(i);
+  y4[i] = window_max4(clip(win.n, win.oh, win.ow, win.c)).v;
 }
 
 @compute @workgroup_size(WG)
@@ -153,15 +189,16 @@ fn backward_owned4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   let i = linear_index(wid, nwg, lid);
   if (i >= s.count) { return; }
   let win = window_of(i);
-  let at = window_max4(win.base).at;
+  let k = clip(win.n, win.oh, win.ow, win.c);
+  let at = window_max4(k).at;
   let g = dy4[i];
-  let hn = select(s.SH, s.H - win.oh * s.SH, win.oh + 1u == s.OH);
-  let wn = select(s.SW, s.W - win.ow * s.SW, win.ow + 1u == s.OW);
-  for (var r = 0u; r < hn; r++) {
-    for (var q = 0u; q < wn; q++) {
+  let hn = owned_rows(win.oh);
+  let wn = owned_cols(win.ow);
+  for (var r = k.r0; r < hn; r++) {
+    for (var q = k.q0; q < wn; q++) {
       let inside = r < s.PH && q < s.PW;
       let mine = vec4<bool>(inside) & (at == vec4u(r * s.PW + q));
-      dx4[win.base + (r * s.W + q) * s.C] = select(vec4f(0.0), g, mine);
+      dx4[k.base + ((r - k.r0) * s.W + (q - k.q0)) * s.C] = select(vec4f(0.0), g, mine);
     }
   }
 }
@@ -171,22 +208,13 @@ fn backward_gather4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
                     @builtin(local_invocation_index) lid: u32) {
   let i = linear_index(wid, nwg, lid);
   if (i >= s.count) { return; }
-  let c = i % s.C;
-  var t = i / s.C;
-  let w = t % s.W;
-  t /= s.W;
-  let h = t % s.H;
-  let n = t / s.H;
-  let ohLo = select(0u, (h - s.PH) / s.SH + 1u, h >= s.PH);
-  let ohHi = min(h / s.SH + 1u, s.OH);
-  let owLo = select(0u, (w - s.PW) / s.SW + 1u, w >= s.PW);
-  let owHi = min(w / s.SW + 1u, s.OW);
+  let v = cover_of(i);
   var sum = vec4f(0.0);
-  for (var oh = ohLo; oh < ohHi; oh++) {
-    for (var ow = owLo; ow < owHi; ow++) {
-      let at = window_max4(((n * s.H + oh * s.SH) * s.W + ow * s.SW) * s.C + c).at;
-      let me = vec4u((h - oh * s.SH) * s.PW + (w - ow * s.SW));
-      sum += select(vec4f(0.0), dy4[((n * s.OH + oh) * s.OW + ow) * s.C + c], at == me);
+  for (var oh = v.ohLo; oh < v.ohHi; oh++) {
+    for (var ow = v.owLo; ow < v.owHi; ow++) {
+      let at = window_max4(clip(v.n, oh, ow, v.c)).at;
+      let me = vec4u((v.hp - oh * s.SH) * s.PW + (v.wp - ow * s.SW));
+      sum += select(vec4f(0.0), dy4[((v.n * s.OH + oh) * s.OW + ow) * s.C + v.c], at == me);
     }
   }
   dx4[i] = sum;

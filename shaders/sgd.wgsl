@@ -3,7 +3,7 @@
 //   momentum:  v = m * v - lr * g;  p += v
 //   nesterov:  v = m * v - lr * g;  p += m * v - lr * g
 // lr already includes decay (lr / (1 + decay * iterations)), written by the host per step.
-// `halt` is a sticky flag set by `guard` when a step's loss is not finite: from then on updates
+// `halt` is a sticky flag set by guard.wgsl when a step's loss is not finite: from then on updates
 // are skipped, so training stopped on a NaN keeps the weights of the last good step even though
 // the host learns of the NaN only after later steps were submitted.
 
@@ -16,7 +16,6 @@ struct Hyper { lr: f32, momentum: f32 }
 @group(0) @binding(3) var<storage, read> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> velocity: array<f32>;
 @group(0) @binding(5) var<storage, read_write> halt: array<u32>;
-@group(0) @binding(6) var<storage, read> stats: array<f32>;
 // The same tensors seen as vec4s (sizes divisible by 4: nearly every weight). On CPU adapters
 // (lavapipe) each lane's load is a separate gather, so one 16-byte load beats four 4-byte ones.
 @group(0) @binding(7) var<storage, read_write> param4: array<vec4f>;
@@ -75,14 +74,4 @@ fn momentum4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   } else {
     param4[i] = param4[i] + v;
   }
-}
-
-// Inf and NaN have all exponent bits set; testing bits survives fast-math folding of x != x.
-fn is_finite(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
-}
-
-@compute @workgroup_size(1)
-fn guard() {
-  if (!is_finite(stats[0])) { halt[0] = 1u; }
 }

@@ -1,8 +1,11 @@
 // webgpu-finetune: the public API (Keras / TF.js style).
-export { Input, Conv2D, MaxPooling2D, Flatten, Dense, Dropout, Activation, Layer, InputLayer, setInitSeed } from './graph/layers.ts';
+export {
+  Input, Layer, InputLayer, setInitSeed, Conv2D, DepthwiseConv2D, Dense, BatchNormalization, Flatten, Dropout, Activation, ReLU,
+  MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Add, ZeroPadding2D,
+} from './graph/layers.ts';
 export { SymbolicTensor } from './graph/symbolic.ts';
 export { Model, NonFiniteLossError, type Batch, type BatchSource, type Callback, type CompileConfig, type FitConfig, type History, type Logs } from './graph/model.ts';
-export { SGD } from './graph/optimizers.ts';
+export { SGD, type Optimizer } from './graph/optimizers.ts';
 export { ArrayBatches } from './graph/array-batches.ts';
 export { VGG16, type VGG16Config } from './graph/vgg16.ts';
 export { convertWeights, exportWeights, importWeights, readWeights } from './io/weights.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MaxPool2dKernel } from '../src/kernels/maxpool2d.ts';
+import { MaxPool2dKernel, pool2dGeometry } from '../src/kernels/maxpool2d.ts';
 import type { Gpu } from '../src/gpu/index.ts';
 import { output, testGpu } from './helpers/gpu.ts';
 import { randomArray, rng } from './helpers/random.ts';
@@ -36,7 +36,8 @@ function distinctArray(n: number, seed: number): Float32Array {
 
 const dims = (batch: number, height: number, width: number, channels: number, poolSize: [number, number] = [2, 2], strides: [number, number] = poolSize): PoolDims =>
   ({ batch, height, width, channels, poolSize, strides });
-const text = (d: PoolDims) => `${d.batch}x${d.height}x${d.width}x${d.channels} pool ${d.poolSize.join('x')}/${d.strides.join('x')}`;
+const same = (d: PoolDims): PoolDims => ({ ...d, padding: 'same' });
+const text = (d: PoolDims) => `${d.batch}x${d.height}x${d.width}x${d.channels} pool ${d.poolSize.join('x')}/${d.strides.join('x')} ${d.padding ?? 'valid'}`;
 
 describe('maxpool2d', () => {
   it('2x2/2 forward and backward match the reference on odd sizes (scalar and vec4 channels)', async () => {
@@ -62,6 +63,38 @@ describe('maxpool2d', () => {
     for (const d of cases) {
       const x = randomArray(d.batch * d.height * d.width * d.channels, d.width * 10 + d.channels);
       const dy = randomArray(d.batch * poolOutSize(d)[0] * poolOutSize(d)[1] * d.channels, 6);
+      const r = await runPool(gpu, d, x, dy);
+      expectClose(r.y, maxPoolForwardRef(x, d), 1e-6, `${text(d)} y`);
+      expectClose(r.dx, maxPoolBackwardRef(x, dy, d), 1e-6, `${text(d)} dx`);
+    }
+  });
+
+  it("padding 'same': output and padding as TF", () => {
+    // [in, pool, stride] -> [out, pad top]; total pad = max((out - 1) * stride + pool - in, 0)
+    const cases: [number, number, number, number, number][] = [
+      [7, 3, 2, 4, 1], [8, 3, 2, 4, 0], [7, 2, 2, 4, 0], [6, 2, 2, 3, 0], [7, 3, 1, 7, 1],
+      [7, 1, 2, 4, 0], [5, 4, 1, 5, 1], [2, 3, 2, 1, 0], [1, 3, 1, 1, 1],
+    ];
+    for (const [n, p, st, out, pad] of cases) {
+      const g = pool2dGeometry(n, 5, [p, 1], [st, 1], 'same');
+      expect([g.outHeight, g.padTop], `${n} pool ${p}/${st}`).toEqual([out, pad]);
+    }
+  });
+
+  it("padding 'same' forward and backward match the reference (padded positions never win)", async () => {
+    const gpu = await testGpu();
+    const cases = [
+      same(dims(2, 7, 9, 3, [3, 3], [2, 2])), same(dims(1, 8, 10, 4, [3, 3], [2, 2])), // 3x3/2 odd, even
+      same(dims(1, 8, 7, 5, [3, 3], [2, 2])), same(dims(2, 9, 8, 8, [3, 3], [2, 2])),  // mixed
+      same(dims(2, 7, 11, 3)), same(dims(1, 9, 5, 4)),                                  // 2x2/2 odd
+      same(dims(1, 7, 8, 3, [1, 1], [2, 2])), same(dims(1, 7, 8, 4, [1, 1], [2, 2])),   // 1x1/2
+      same(dims(1, 7, 9, 3, [3, 3], [1, 1])), same(dims(1, 7, 10, 4, [3, 3], [3, 3])),  // 3x3/1, 3x3/3
+      same(dims(1, 8, 9, 4, [2, 3], [3, 2])), same(dims(1, 1, 5, 3, [2, 2], [2, 2])),   // gapped; input < window
+    ];
+    for (const d of cases) {
+      // all-negative x: a padded position read as 0 would win every window it is in
+      const x = randomArray(d.batch * d.height * d.width * d.channels, d.height * 31 + d.channels, -2, -1);
+      const dy = randomArray(d.batch * poolOutSize(d)[0] * poolOutSize(d)[1] * d.channels, 7);
       const r = await runPool(gpu, d, x, dy);
       expectClose(r.y, maxPoolForwardRef(x, d), 1e-6, `${text(d)} y`);
       expectClose(r.dx, maxPoolBackwardRef(x, dy, d), 1e-6, `${text(d)} dx`);
@@ -102,7 +135,7 @@ describe('maxpool2d', () => {
 
   it('backward matches central finite differences (inputs without ties)', async () => {
     const gpu = await testGpu();
-    for (const d of [dims(2, 5, 7, 3), dims(1, 5, 6, 4, [3, 3], [2, 2]), dims(1, 7, 5, 4)]) {
+    for (const d of [dims(2, 5, 7, 3), dims(1, 5, 6, 4, [3, 3], [2, 2]), dims(1, 7, 5, 4), same(dims(1, 5, 6, 3, [3, 3], [2, 2])), same(dims(1, 5, 7, 4))]) {
       const n = d.batch * d.height * d.width * d.channels;
       const x = distinctArray(n, n);
       const [OH, OW] = poolOutSize(d);
@@ -129,6 +162,8 @@ describe('maxpool2d', () => {
       .rejects.toThrow(/block9_pool: MaxPool2D input \[1,1,5,3\] pool 2x2 strides 2x2: the input \(1x5\) is smaller than the pool window/);
     await expect(MaxPool2dKernel.create(gpu, { batch: 1, height: 4, width: 4, channels: 0, label: 'p' }))
       .rejects.toThrow(/p: MaxPool2D.*channels must be a positive integer, got 0/);
+    await expect(MaxPool2dKernel.create(gpu, { batch: 1, height: 4, width: 4, channels: 3, padding: 'full' as 'same', label: 'p3' }))
+      .rejects.toThrow(/p3: MaxPool2D input \[1,4,4,3\] pool 2x2 strides 2x2 padding full: padding must be 'valid' or 'same'/);
     const tooBig = Math.floor(gpu.limits.maxStorageBufferBindingSize / 4 / (64 * 64 * 64)) + 1;
     await expect(MaxPool2dKernel.create(gpu, { batch: tooBig, height: 64, width: 64, channels: 64, label: 'big' }))
       .rejects.toThrow(/big: .*over this adapter's maxStorageBufferBindingSize/);

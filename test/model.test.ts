@@ -125,7 +125,7 @@ describe('execution plan', () => {
     const names = [...plan.gradientBuffers.keys()];
     expect(names.some((n) => n.startsWith(m.layers[1].name))).toBe(false);
     expect(names).toContain(`${m.layers[3].name}/kernel`);
-    expect(plan.layout.first).toBe(2); // units: conv, pool are the forward-only prefix
+    expect(plan.layout.region.forward.map((n) => n.layer.name)).toEqual([m.layers[1].name, m.layers[2].name]); // conv, pool run forward only
     const after = await m.layers[1].getWeights();
     expect(after[0].data).toEqual(before[0].data);
   });

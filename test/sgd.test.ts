@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { GuardKernel } from '../src/kernels/guard.ts';
 import { SgdKernel } from '../src/kernels/sgd.ts';
 import { testGpu } from './helpers/gpu.ts';
 import { randomArray } from './helpers/random.ts';
@@ -17,7 +18,7 @@ describe('sgd', () => {
       const gpu = await testGpu();
       for (const n of [1037, 4 * 1031]) { // scalar path (n % 4 != 0) and vec4 path, neither a multiple of the workgroup size
       const lr = 0.05;
-      const sgd = await SgdKernel.create(gpu, { learningRate: lr, momentum: c.momentum, nesterov: c.nesterov, decay: c.decay });
+      const sgd = await SgdKernel.create(gpu, { learningRate: lr, momentum: c.momentum, nesterov: c.nesterov, decay: c.decay }, (await GuardKernel.create(gpu)).halt);
       const p0 = randomArray(n, 1);
       const param = gpu.upload('p', p0);
       const grad = gpu.createBuffer('g', n * 4);
@@ -39,7 +40,7 @@ describe('sgd', () => {
 
   it('rejects a negative learning rate with a clear message', async () => {
     const gpu = await testGpu();
-    await expect(SgdKernel.create(gpu, { learningRate: -1 })).rejects.toThrow(/learningRate must be a finite number >= 0/);
+    await expect(SgdKernel.create(gpu, { learningRate: -1 }, (await GuardKernel.create(gpu)).halt)).rejects.toThrow(/learningRate must be a finite number >= 0/);
   });
 });
 
@@ -47,12 +48,13 @@ describe('sgd guard', () => {
   it('skips every later update once a guarded loss is NaN, and resumes when cleared', async () => {
     const gpu = await testGpu();
     const n = 300;
-    const sgd = await SgdKernel.create(gpu, { learningRate: 0.1, momentum: 0.9 });
+    const guard = await GuardKernel.create(gpu);
+    const sgd = await SgdKernel.create(gpu, { learningRate: 0.1, momentum: 0.9 }, guard.halt);
     const p0 = randomArray(n, 3);
     const param = gpu.upload('p', p0);
     const grad = gpu.upload('g', randomArray(n, 4));
     const stats = gpu.upload('stats', new Float32Array([0.5, 1]));
-    const ops = [sgd.guard(stats), sgd.update(param, grad, n, 'p')];
+    const ops = [guard.check(stats), sgd.update(param, grad, n, 'p')];
     gpu.submit('good step', ops);
     const afterGood = await gpu.readF32(param);
     expect(afterGood).not.toEqual(p0);
@@ -61,10 +63,10 @@ describe('sgd guard', () => {
     gpu.write(stats, new Float32Array([0.4, 1]));
     gpu.submit('finite step after the nan', ops);
     expect(await gpu.readF32(param)).toEqual(afterGood);
-    expect(await sgd.halted()).toBe(true);
-    sgd.resume();
+    expect(await guard.halted()).toBe(true);
+    guard.resume();
     gpu.submit('step after resume', ops);
     expect(await gpu.readF32(param)).not.toEqual(afterGood);
-    expect(await sgd.halted()).toBe(false);
+    expect(await guard.halted()).toBe(false);
   });
 });

@@ -5,6 +5,7 @@ import { DenseKernel } from '../../src/kernels/dense.ts';
 import { DropoutKernel } from '../../src/kernels/dropout.ts';
 import { MaxPool2dKernel } from '../../src/kernels/maxpool2d.ts';
 import { SgdKernel } from '../../src/kernels/sgd.ts';
+import { GuardKernel } from '../../src/kernels/guard.ts';
 import { SigmoidBceKernel } from '../../src/kernels/sigmoid-bce.ts';
 import type { Tf, TfOutput } from './tfjs.ts';
 
@@ -270,7 +271,7 @@ export function sgdRow(size: number, what = 'dense kernel'): BenchRow {
     async setup(gpu, tf) {
       const r = new Resources(gpu, tf, `bench sgd ${what}`);
       try {
-        const k = await SgdKernel.create(gpu, { learningRate: lr });
+        const k = await SgdKernel.create(gpu, { learningRate: lr }, r.kernel(await GuardKernel.create(gpu)).halt);
         const p = randomData(size, 31);
         const g = randomData(size, 32, -1e-3, 1e-3);
         const op = k.update(r.upload('param', p), r.upload('grad', g), size, `bench ${what}`);

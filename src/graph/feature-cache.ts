@@ -2,10 +2,11 @@ import { fmtBytes, type Gpu, type GpuOp } from '../gpu/index.ts';
 import type { Plan } from './plan.ts';
 
 /**
- * Cached outputs of the frozen prefix, one row per sample of a data source. When the source
- * applies no random augmentation and the prefix is deterministic, an image's prefix output is
- * the same every epoch: computing it once and replaying it lets later epochs run only the
- * trainable layers. Rows live in one device buffer when it fits the budget and the adapter's
+ * Cached outputs of the forward-only region (every tensor it hands to the layers that train,
+ * concatenated per sample: a residual branch may carry two), one row per sample of a data
+ * source. When the source applies no random augmentation and the region is deterministic, an
+ * image's row is the same every epoch: computing it once and replaying it lets later epochs run
+ * only the trainable part. Rows live in one device buffer when it fits the budget and the adapter's
  * buffer limit, else in host memory (read back after each step of the first epoch).
  */
 export class FeatureCache {
@@ -41,7 +42,8 @@ export class FeatureCache {
   }
 
   private check(indices: ArrayLike<number>, plan: Plan): void {
-    if (!plan.boundary) throw new Error('internal: feature cache used with a plan that has no frozen prefix');
+    if (!plan.boundaries.length) throw new Error('internal: feature cache used with a plan that has no forward-only region');
+    if (plan.boundaries.reduce((a, b) => a + b.floats, 0) !== this.rowFloats) throw new Error('internal: feature cache rows do not match the plan');
     if (indices.length > plan.spec.batch) throw new Error(`internal: ${indices.length} indices for a batch of ${plan.spec.batch}`);
     for (let i = 0; i < indices.length; i++) {
       const idx = indices[i];
@@ -53,8 +55,8 @@ export class FeatureCache {
   storeOps(plan: Plan, indices: ArrayLike<number>): GpuOp[] {
     this.check(indices, plan);
     if (!this.device) return [];
-    const row = this.rowFloats * 4;
-    const ops = Array.from(indices, (idx, i) => this.gpu.copy(`feature cache store ${idx}`, plan.boundary!, i * row, this.device!, idx * row, row));
+    const ops = this.pieces(plan).flatMap(({ buffer, floats, offset }) =>
+      Array.from(indices, (idx, i) => this.gpu.copy(`feature cache store ${idx}`, buffer, i * floats * 4, this.device!, (idx * this.rowFloats + offset) * 4, floats * 4)));
     this.mark(indices);
     return ops;
   }
@@ -63,9 +65,21 @@ export class FeatureCache {
   async storeHost(plan: Plan, indices: ArrayLike<number>): Promise<void> {
     this.check(indices, plan);
     if (!this.host) return;
-    const rows = await this.gpu.readF32(plan.boundary!, indices.length * this.rowFloats);
-    for (let i = 0; i < indices.length; i++) this.host.set(rows.subarray(i * this.rowFloats, (i + 1) * this.rowFloats), indices[i] * this.rowFloats);
+    for (const { buffer, floats, offset } of this.pieces(plan)) {
+      const rows = await this.gpu.readF32(buffer, indices.length * floats);
+      for (let i = 0; i < indices.length; i++) this.host.set(rows.subarray(i * floats, (i + 1) * floats), indices[i] * this.rowFloats + offset);
+    }
     this.mark(indices);
+  }
+
+  /** The plan's boundary tensors with their offsets in a row. */
+  private pieces(plan: Plan): { buffer: GPUBuffer; floats: number; offset: number }[] {
+    let offset = 0;
+    return plan.boundaries.map((b) => {
+      const p = { ...b, offset };
+      offset += b.floats;
+      return p;
+    });
   }
 
   private mark(indices: ArrayLike<number>): void {
@@ -80,11 +94,16 @@ export class FeatureCache {
   /** Puts cached rows into the plan's boundary: device copies as ops, host rows written now. */
   loadOps(plan: Plan, indices: ArrayLike<number>): GpuOp[] {
     this.check(indices, plan);
-    const row = this.rowFloats * 4;
-    if (this.device) return Array.from(indices, (idx, i) => this.gpu.copy(`feature cache load ${idx}`, this.device!, idx * row, plan.boundary!, i * row, row));
-    const rows = new Float32Array(indices.length * this.rowFloats);
-    for (let i = 0; i < indices.length; i++) rows.set(this.host!.subarray(indices[i] * this.rowFloats, (indices[i] + 1) * this.rowFloats), i * this.rowFloats);
-    this.gpu.write(plan.boundary!, rows);
+    const pieces = this.pieces(plan);
+    if (this.device) {
+      return pieces.flatMap(({ buffer, floats, offset }) =>
+        Array.from(indices, (idx, i) => this.gpu.copy(`feature cache load ${idx}`, this.device!, (idx * this.rowFloats + offset) * 4, buffer, i * floats * 4, floats * 4)));
+    }
+    for (const { buffer, floats, offset } of pieces) {
+      const rows = new Float32Array(indices.length * floats);
+      for (let i = 0; i < indices.length; i++) rows.set(this.host!.subarray(indices[i] * this.rowFloats + offset, indices[i] * this.rowFloats + offset + floats), i * floats);
+      this.gpu.write(buffer, rows);
+    }
     return [];
   }
 

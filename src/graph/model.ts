@@ -1,14 +1,15 @@
 import { MAP_READ, COPY_DST, type Gpu } from '../gpu/index.ts';
-import { SgdKernel } from '../kernels/sgd.ts';
+import { GuardKernel } from '../kernels/guard.ts';
+import type { OptimizerUpdates } from '../kernels/optimizer.ts';
 import { currentGpu, getGpu } from './backend.ts';
-import { InputLayer, type Layer } from './layers.ts';
-import { SGD } from './optimizers.ts';
+import { kerasLayerOrder } from './graph.ts';
+import { sizeOf, type Layer, type Param } from './layer.ts';
+import { SGD, type Optimizer } from './optimizers.ts';
 import { FeatureCache } from './feature-cache.ts';
-import { checkHead, labelSize, layoutPlan, outputSize, Plan, type LossName, type PlanMemory, type PlanSpec } from './plan.ts';
+import { labelSize, layoutPlan, planNodes, Plan, type LossName, type PlanMemory, type PlanSpec } from './plan.ts';
 import { defaultSink, Progbar, type Sink } from './progbar.ts';
 import { summaryLines } from './summary.ts';
 import type { SymbolicTensor } from './symbolic.ts';
-import { toUnits, unitSize, type Unit } from './units.ts';
 
 export interface Batch {
   x: Float32Array;
@@ -36,7 +37,7 @@ export type BatchSource = (Iterable<Batch> | AsyncIterable<Batch>) & {
 };
 
 export interface CompileConfig {
-  optimizer: 'sgd' | SGD;
+  optimizer: 'sgd' | Optimizer;
   loss: LossName;
   metrics?: string[];
 }
@@ -92,10 +93,8 @@ export class NonFiniteLossError extends Error {
 const DEFAULT_BINDING = 128 * 1024 * 1024;
 
 interface Compiled {
-  optimizer: SGD;
+  optimizer: Optimizer;
   loss: LossName;
-  trainable: Set<Layer>;
-  units: Unit[];
 }
 
 /** Staging buffers for reading a step's [loss, acc] without stalling the next submit. */
@@ -148,9 +147,10 @@ export class Model {
   readonly layers: Layer[];
   private compiled: Compiled | null = null;
   private gpu: Gpu | null = null;
-  private plans = new Map<number, Promise<Plan>>();
-  private sgd: SgdKernel | null = null;
-  private grads = new Map<Layer, GPUBuffer[]>();
+  private plans = new Map<string, Promise<Plan>>();
+  private updates: OptimizerUpdates | null = null;
+  private guard: GuardKernel | null = null;
+  private grads = new Map<Param, GPUBuffer>();
   private ring: StatsRing | null = null;
   private iteration = 0;
   /** Seed for dropout masks (with the step counter); set before compile for reproducible runs. */
@@ -165,18 +165,7 @@ export class Model {
     this.name = config.name ?? 'model';
     this.inputs = config.inputs;
     this.outputs = config.outputs;
-    const chain: Layer[] = [];
-    for (let t: SymbolicTensor | null = config.outputs; t; t = t.inbound) {
-      chain.push(t.sourceLayer);
-      if (t.inbound === null && t !== config.inputs) {
-        throw new Error(`Model: the outputs do not come from the given inputs (reached ${t.sourceLayer.name} instead of ${config.inputs.sourceLayer.name})`);
-      }
-      if (t === config.inputs) break;
-    }
-    chain.reverse();
-    if (!(chain[0] instanceof InputLayer) && chain[0] !== config.inputs.sourceLayer) {
-      throw new Error('Model: inputs must be a tensor from Input()');
-    }
+    const chain = kerasLayerOrder(config.inputs, config.outputs);
     const names = new Set<string>();
     for (const l of chain) {
       if (names.has(l.name)) throw new Error(`Model: two layers are named '${l.name}'; layer names must be unique`);
@@ -201,13 +190,12 @@ export class Model {
 
   /** Prints Keras's summary table. Trainable counts follow the current `trainable` flags. */
   summary(print: (line: string) => void = console.log): void {
-    const trainable = (l: Layer) => l.trainable;
-    for (const line of summaryLines(this.layers, trainable)) print(line);
+    for (const line of summaryLines(this.layers)) print(line);
   }
 
   compile(config: CompileConfig): void {
     const optimizer = config.optimizer === 'sgd' ? new SGD() : config.optimizer;
-    if (!(optimizer instanceof SGD)) throw new Error(`compile: optimizer must be 'sgd' or new SGD({...}), got ${String(config.optimizer)}`);
+    if (!optimizer || typeof (optimizer as Optimizer).createKernel !== 'function') throw new Error(`compile: optimizer must be 'sgd' or an optimizer such as new SGD({...}), got ${String(config.optimizer)}`);
     const losses: LossName[] = ['binary_crossentropy', 'categorical_crossentropy', 'sparse_categorical_crossentropy'];
     if (!losses.includes(config.loss)) throw new Error(`compile: loss '${config.loss}' is not supported (use one of ${losses.join(', ')})`);
     // 'acc' resolves to the accuracy that matches the loss, as Keras does
@@ -215,17 +203,16 @@ export class Model {
     for (const m of config.metrics ?? []) {
       if (!accuracies.includes(m)) throw new Error(`compile: metric '${m}' is not supported with ${config.loss} (use 'acc')`);
     }
-    const units = toUnits(this.layers);
-    checkHead(units, config.loss);
+    planNodes({ layers: this.layers, output: this.outputs, loss: config.loss }); // checks the head fits the loss
     this.releaseDevice();
-    this.compiled = { optimizer, loss: config.loss, trainable: new Set(this.layers.filter((l) => l.trainable && l.params.length > 0)), units };
+    this.compiled = { optimizer, loss: config.loss };
     this.iteration = 0;
   }
 
-  private spec(batch: number): PlanSpec {
-    const c = this.requireCompiled('memory');
+  private spec(batch: number, predictOnly = false): PlanSpec {
+    const c = predictOnly ? null : this.requireCompiled('memory');
     const limit = this.gpu?.limits.maxStorageBufferBindingSize ?? currentGpu()?.limits.maxStorageBufferBindingSize ?? DEFAULT_BINDING;
-    return { units: c.units, loss: c.loss, trainable: c.trainable, batch, inputShape: this.inputs.shape, maxBinding: this.maxBindingOverride ?? limit, momentum: c.optimizer.momentum > 0 };
+    return { layers: this.layers, input: this.inputs, output: this.outputs, loss: c?.loss ?? null, batch, maxBinding: this.maxBindingOverride ?? limit, optimizerSlots: c?.optimizer.stateSlots ?? 0 };
   }
 
   /** For tests: pretend the device's maxStorageBufferBindingSize is this small (forces micro-batching). */
@@ -246,33 +233,41 @@ export class Model {
     return this.plan(batch);
   }
 
-  private async plan(batch: number): Promise<Plan> {
-    const c = this.requireCompiled('training');
-    let p = this.plans.get(batch);
+  private async plan(batch: number, predictOnly = false): Promise<Plan> {
+    const c = predictOnly ? null : this.requireCompiled('training');
+    const key = `${batch}${c ? '' : ' predict'}`;
+    let p = this.plans.get(key);
     if (!p) {
       p = (async () => {
         this.gpu ??= await getGpu();
         this.ring ??= new StatsRing(this.gpu);
-        this.sgd ??= await SgdKernel.create(this.gpu, c.optimizer.config);
-        const plan = await Plan.build(this.gpu, this.spec(batch), this.sgd, this.seed, this.grads);
-        this.applyPendingVelocities();
+        let opt = null;
+        if (c) {
+          this.guard ??= await GuardKernel.create(this.gpu);
+          this.updates ??= await c.optimizer.createKernel(this.gpu, this.guard.halt);
+          const updates = this.updates;
+          const guard = this.guard;
+          opt = { update: updates.update.bind(updates), guard: (stats: GPUBuffer) => guard.check(stats) };
+        }
+        const plan = await Plan.build(this.gpu, this.spec(batch, !c), opt, this.seed, this.grads);
+        this.applyPendingState();
         return plan;
       })();
-      this.plans.set(batch, p);
-      p.catch(() => this.plans.delete(batch));
+      this.plans.set(key, p);
+      p.catch(() => this.plans.delete(key));
     }
     return p;
   }
 
   private checkBatch(x: Float32Array, y: Float32Array | null, what: string): number {
-    const per = unitSize(this.inputs.shape);
+    const per = sizeOf(this.inputs.shape);
     if (!(x instanceof Float32Array)) throw new Error(`${what}: x must be a Float32Array in NHWC layout`);
     if (x.length === 0 || x.length % per !== 0) {
       throw new Error(`${what}: x has ${x.length} values, not a whole number of [${this.inputs.shape.join(', ')}] images (${per} values each)`);
     }
     const n = x.length / per;
     const c = this.compiled;
-    const perLabel = c ? labelSize({ units: c.units, loss: c.loss }) : 1;
+    const perLabel = c ? labelSize(c.loss, this.outputs) : 1;
     if (y && y.length !== n * perLabel) {
       throw new Error(`${what}: x holds ${n} images but y has ${y.length} values; ${c?.loss ?? 'the loss'} needs ${perLabel === 1 ? 'one label per image' : `${perLabel} values (a one-hot row) per image`}`);
     }
@@ -284,12 +279,12 @@ export class Model {
     const n = this.checkBatch(x, y, 'trainOnBatch');
     const plan = await this.plan(n);
     plan.load(x, y, this.iteration);
-    this.sgd!.setIteration(this.iteration);
+    this.updates!.setIteration(this.iteration);
     this.iteration++;
-    const keep = cache && indices && plan.boundary ? cache.storeOps(plan, indices) : [];
+    const keep = cache && indices && plan.boundaries.length ? cache.storeOps(plan, indices) : [];
     const handle = await this.ring!.submit(`train step ${this.iteration} (batch ${n})`, [...plan.trainOps, ...keep], plan.stats, 2);
     // a host cache copies the boundary now, before the next step is submitted and overwrites it
-    const stored = cache && indices && plan.boundary && !cache.onDevice ? cache.storeHost(plan, indices) : undefined;
+    const stored = cache && indices && plan.boundaries.length > 0 && !cache.onDevice ? cache.storeHost(plan, indices) : undefined;
     return { ...handle, stored };
   }
 
@@ -297,9 +292,9 @@ export class Model {
   private async submitCachedTrain(b: IndexBatch, cache: FeatureCache): Promise<{ values: Promise<Float32Array> }> {
     const n = b.indices.length;
     const plan = await this.plan(n);
-    if (b.y.length !== n * labelSize(plan.spec)) throw new Error(`fit: a batch of ${n} indices came with ${b.y.length} label values`);
+    if (b.y.length !== n * labelSize(plan.spec.loss, this.outputs)) throw new Error(`fit: a batch of ${n} indices came with ${b.y.length} label values`);
     plan.load(null, b.y, this.iteration);
-    this.sgd!.setIteration(this.iteration);
+    this.updates!.setIteration(this.iteration);
     this.iteration++;
     const load = cache.loadOps(plan, b.indices);
     return this.ring!.submit(`train step ${this.iteration} (batch ${n}, cached features)`, [...load, ...plan.suffixTrainOps], plan.stats, 2);
@@ -315,14 +310,14 @@ export class Model {
    */
   private async cacheFor(data: BatchSource, enabled: boolean | undefined, budget: number | undefined): Promise<FeatureCache | null> {
     if (enabled === false || !data.featureCacheKey || !data.samples) return null;
-    const spec = this.spec(1);
-    const first = layoutPlan(spec).first;
-    const prefix = spec.units.slice(0, first);
-    // worth it only when the prefix computes something (not just a Flatten), and exact only without dropout
-    if (!prefix.some((u) => u.kind === 'conv2d' || u.kind === 'dense' || u.kind === 'maxpool')) return null;
-    if (prefix.some((u) => u.kind === 'dropout' && u.layer.rate > 0)) return null;
-    const weights = prefix.flatMap((u) => u.layer.params.map((p) => `${p.name}@${p.version}`)).join(',');
-    const key = `${data.featureCacheKey}|${this.inputs.shape.join('x')}|${first}|${weights}`;
+    const layout = layoutPlan(this.spec(1));
+    const region = layout.region.forward;
+    // worth it only when the forward-only region computes something (not just a Flatten), exact only without dropout
+    if (!layout.cacheable || !region.some((n) => !n.layer.isAlias(false))) return null;
+    if (region.some((n) => n.members.some((l) => l.isAlias(false) && !l.isAlias(true)))) return null;
+    const weights = region.flatMap((n) => n.members.flatMap((l) => l.params.map((p) => `${p.name}@${p.version}`))).join(',');
+    const rowFloats = layout.boundaries.reduce((a, t) => a + sizeOf(t.shape), 0);
+    const key = `${data.featureCacheKey}|${this.inputs.shape.join('x')}|${region.map((n) => n.index).join(',')}|${weights}`;
     let cache = this.caches.get(key);
     if (!cache) {
       for (const [k, c] of this.caches) {
@@ -332,7 +327,7 @@ export class Model {
         }
       }
       this.gpu ??= await getGpu();
-      cache = new FeatureCache(this.gpu, key, data.samples, unitSize(prefix[prefix.length - 1].outShape), budget ?? 512 * 1024 * 1024);
+      cache = new FeatureCache(this.gpu, key, data.samples, rowFloats, budget ?? 512 * 1024 * 1024);
       this.caches.set(key, cache);
     }
     return cache;
@@ -341,7 +336,7 @@ export class Model {
   /** After a non-finite loss: wait for the queue, re-arm the update guard, and throw. */
   private async nonFinite(epoch: number | null, step: number, loss: number): Promise<never> {
     await this.gpu!.sync();
-    this.sgd!.resume();
+    this.guard!.resume();
     throw new NonFiniteLossError(epoch, step, loss);
   }
 
@@ -363,13 +358,13 @@ export class Model {
   /** Probabilities: one per image for a sigmoid output, K per image (rows) for softmax. */
   async predict(x: Float32Array, config: { batchSize?: number } = {}): Promise<Float32Array> {
     const total = this.checkBatch(x, null, 'predict');
-    const per = unitSize(this.inputs.shape);
+    const per = sizeOf(this.inputs.shape);
     const bs = config.batchSize ?? 32;
-    const k = outputSize(this.requireCompiled('predict').units);
+    const k = sizeOf(this.outputs.shape);
     const out = new Float32Array(total * k);
     for (let s = 0; s < total; s += bs) {
       const n = Math.min(bs, total - s);
-      const plan = await this.plan(n);
+      const plan = await this.plan(n, !this.compiled);
       plan.load(x.subarray(s * per, (s + n) * per), null, this.iteration);
       this.gpu!.submit(`predict images ${s}..${s + n - 1}`, plan.predictOps);
       out.set(await this.gpu!.readF32(plan.probs, n * k), s * k);
@@ -404,9 +399,9 @@ export class Model {
         this.gpu!.submit(`evaluate batch ${step + 1} (cached features)`, [...cache!.loadOps(plan, indices), ...plan.suffixEvalOps, ...plan.accumulateOps]);
       } else {
         plan.load((b as Batch).x, b.y, this.iteration);
-        const keep = cache && indices && plan.boundary ? cache.storeOps(plan, indices) : [];
+        const keep = cache && indices && plan.boundaries.length ? cache.storeOps(plan, indices) : [];
         this.gpu!.submit(`evaluate batch ${step + 1}`, [...plan.evalOps, ...plan.accumulateOps, ...keep]);
-        if (cache && indices && plan.boundary && !cache.onDevice) stores.push(cache.storeHost(plan, indices));
+        if (cache && indices && plan.boundaries.length > 0 && !cache.onDevice) stores.push(cache.storeHost(plan, indices));
       }
       count++;
     }
@@ -462,7 +457,7 @@ export class Model {
         if (r.done) break;
         const b = r.value as Batch | IndexBatch;
         const fromCache = cached && b.indices !== undefined;
-        const size = fromCache ? b.indices!.length : (b as Batch).x.length / unitSize(this.inputs.shape);
+        const size = fromCache ? b.indices!.length : (b as Batch).x.length / sizeOf(this.inputs.shape);
         t = clock();
         const stats = fromCache ? await this.submitCachedTrain(b as IndexBatch, cache!) : await this.submitTrain((b as Batch).x, b.y, cache, b.indices);
         timing.submitMs += clock() - t;
@@ -516,69 +511,78 @@ export class Model {
   }
 
   /** Trainable parameters in Keras order (those the optimizer updates). */
-  private trainableParams() {
-    const c = this.requireCompiled('optimizer state');
-    return this.layers.filter((l) => c.trainable.has(l)).flatMap((l) => l.params);
+  private trainableParams(): Param[] {
+    this.requireCompiled('optimizer state');
+    return this.layers.flatMap((l) => l.trainableParams);
   }
 
-  private pendingVelocities: Map<string, Float32Array> | null = null;
+  /** Optimizer state entries: one per trainable weight and state slot (SGD momentum: the velocity, named by the weight). */
+  private stateEntries(): { param: Param; slot: number; name: string }[] {
+    const c = this.requireCompiled('optimizer state');
+    const slots = c.optimizer.stateSlots;
+    const names = this.updates?.stateNames ?? Array.from({ length: slots }, (_, i) => `slot${i}`);
+    return this.trainableParams().flatMap((param) => Array.from({ length: slots }, (_, slot) => ({ param, slot, name: slots === 1 ? param.name : `${param.name}/${names[slot]}` })));
+  }
+
+  private pendingState: Map<string, Float32Array> | null = null;
 
   /**
    * The optimizer's state for checkpoints: the update counter (it also drives dropout masks and
-   * learning-rate decay) and, with momentum, one velocity per trainable weight.
+   * learning-rate decay) and every state buffer of every trainable weight (SGD with momentum: one
+   * velocity each), in Keras order.
    */
   async getOptimizerState(): Promise<{ iteration: number; velocities: { name: string; data: Float32Array }[] }> {
     const velocities: { name: string; data: Float32Array }[] = [];
-    if (this.requireCompiled('getOptimizerState').optimizer.momentum > 0) {
-      for (const p of this.trainableParams()) {
-        const pending = this.pendingVelocities?.get(p.name);
-        const v = p.buffer ? this.sgd?.velocityOf(p.buffer) : undefined;
-        const data = pending ?? (v && this.gpu ? await this.gpu.readF32(v, p.size) : new Float32Array(p.size));
-        velocities.push({ name: p.name, data });
-      }
+    for (const e of this.stateEntries()) {
+      const pending = this.pendingState?.get(e.name);
+      const v = e.param.buffer ? this.updates?.stateOf(e.param.buffer)[e.slot] : undefined;
+      const data = pending ?? (v && this.gpu ? await this.gpu.readF32(v, e.param.size) : new Float32Array(e.param.size));
+      velocities.push({ name: e.name, data });
     }
     return { iteration: this.iteration, velocities };
   }
 
   /**
    * Restores getOptimizerState()'s result (after compile, before or after the first step).
-   * Velocities are matched by order, as Keras matches optimizer weights; sizes must agree.
+   * State is matched by order, as Keras matches optimizer weights; sizes must agree.
    */
   async setOptimizerState(state: { iteration: number; velocities: { name: string; data: Float32Array }[] }): Promise<void> {
-    const params = this.trainableParams();
+    const entries = this.stateEntries();
     if (!Number.isInteger(state.iteration) || state.iteration < 0) throw new Error(`setOptimizerState: iteration must be an integer >= 0, got ${state.iteration}`);
-    if (state.velocities.length && state.velocities.length !== params.length) {
-      throw new Error(`setOptimizerState: got ${state.velocities.length} velocities for ${params.length} trainable weights (${params.map((p) => p.name).join(', ')}); was the state saved with other layers frozen?`);
+    if (state.velocities.length && state.velocities.length !== entries.length) {
+      const params = this.trainableParams();
+      const what = entries.length === params.length ? 'velocities' : 'state arrays';
+      throw new Error(`setOptimizerState: got ${state.velocities.length} ${what} for ${params.length} trainable weights (${params.map((p) => p.name).join(', ')}); was the state saved with other layers frozen, or with another optimizer?`);
     }
     state.velocities.forEach((v, i) => {
-      if (v.data.length !== params[i].size) throw new Error(`setOptimizerState: velocity ${i} ('${v.name}') has ${v.data.length} values, the weight '${params[i].name}' has ${params[i].size}`);
+      if (v.data.length !== entries[i].param.size) throw new Error(`setOptimizerState: state ${i} ('${v.name}') has ${v.data.length} values, the weight '${entries[i].param.name}' has ${entries[i].param.size}`);
     });
     this.iteration = state.iteration;
-    this.pendingVelocities = new Map(state.velocities.map((v, i) => [params[i].name, v.data]));
+    this.pendingState = new Map(state.velocities.map((v, i) => [entries[i].name, v.data]));
     if (this.plans.size) {
       await Promise.all(this.plans.values());
-      this.applyPendingVelocities();
+      this.applyPendingState();
     }
   }
 
-  private applyPendingVelocities(): void {
-    if (!this.pendingVelocities || !this.sgd || !this.gpu) return;
-    for (const p of this.trainableParams()) {
-      const data = this.pendingVelocities.get(p.name);
-      const v = p.buffer ? this.sgd.velocityOf(p.buffer) : undefined;
+  private applyPendingState(): void {
+    if (!this.pendingState || !this.updates || !this.gpu) return;
+    for (const e of this.stateEntries()) {
+      const data = this.pendingState.get(e.name);
+      const v = e.param.buffer ? this.updates.stateOf(e.param.buffer)[e.slot] : undefined;
       if (data && v) this.gpu.write(v, data);
     }
-    this.pendingVelocities = null;
+    this.pendingState = null;
   }
 
   /** Frees device buffers of plans and optimizer state (weights stay on the device). */
   private releaseDevice(): void {
     for (const p of this.plans.values()) p.then((plan) => plan.destroy(), () => undefined);
     this.plans.clear();
-    if (this.gpu) for (const g of this.grads.values()) for (const b of g) this.gpu.destroyBuffer(b);
+    if (this.gpu) for (const g of this.grads.values()) this.gpu.destroyBuffer(g);
     this.grads.clear();
-    this.sgd?.destroy();
-    this.sgd = null;
+    this.updates?.destroy();
+    this.updates = null;
   }
 
   /** Releases everything this model holds on the device, weights included (read back first). */

@@ -1,26 +1,30 @@
+// The execution plan: a model compiled for one batch size into fixed buffers and op lists. It
+// knows no layer kind: layers declare shapes, fusions, what backward reads, and build their own
+// programs (src/graph/layer.ts); the plan fuses, splits the graph into a forward-only region and
+// the region that needs gradients, schedules, and allocates by liveness (src/graph/schedule.ts).
 import { fmtBytes, type Gpu, type GpuOp } from '../gpu/index.ts';
-import { Conv2dKernel } from '../kernels/conv2d.ts';
-import { DenseKernel } from '../kernels/dense.ts';
-import { DropoutKernel } from '../kernels/dropout.ts';
-import { MaxPool2dKernel } from '../kernels/maxpool2d.ts';
+import { AddKernel } from '../kernels/add.ts';
 import { SigmoidBceKernel } from '../kernels/sigmoid-bce.ts';
 import { SigmoidKernel } from '../kernels/sigmoid.ts';
 import { SoftmaxCeKernel } from '../kernels/softmax-ce.ts';
-import { SgdKernel } from '../kernels/sgd.ts';
-import type { Layer } from './layers.ts';
-import { unitSize, type Unit } from './units.ts';
+import { activationName, LINEAR, type Act } from './activations.ts';
+import { readersOf } from './graph.ts';
+import { InputLayer, sizeOf, type Layer, type LayerProgram, type Param, type ProgramContext } from './layer.ts';
+import type { OptimizerKernel } from './optimizers.ts';
+import { Schedule, SlotPool, VBuf } from './schedule.ts';
+import type { SymbolicTensor } from './symbolic.ts';
 
 /** Device bytes of a plan, by kind (like the answer to "where does the memory go"). */
 export interface PlanMemory {
   batch: number;
-  /** Images per pass of the frozen prefix (smaller than batch when a tensor exceeds the binding limit). */
+  /** Images per pass of the forward-only region (smaller than batch when a tensor exceeds the binding limit). */
   microBatch: number;
   weights: number;
   gradients: number;
   optimizer: number;
   activations: number;
   staging: number;
-  /** Kernel scratch (split-K partials, uniforms); known once the plan is built on a device. */
+  /** Kernel scratch (split-K partials, uniforms, folded weights); known once the plan is built on a device. */
   scratch: number;
   total: number;
 }
@@ -28,155 +32,366 @@ export interface PlanMemory {
 export type LossName = 'binary_crossentropy' | 'categorical_crossentropy' | 'sparse_categorical_crossentropy';
 
 export interface PlanSpec {
-  units: Unit[];
-  loss: LossName;
-  /** Layers whose weights train (frozen ones excluded), read at compile time. */
-  trainable: ReadonlySet<Layer>;
+  /** model.layers (Keras order, the input layer first). */
+  layers: readonly Layer[];
+  input: SymbolicTensor;
+  output: SymbolicTensor;
+  /** null: a prediction-only plan (an uncompiled model, e.g. a feature extractor). */
+  loss: LossName | null;
   batch: number;
-  inputShape: number[];
   maxBinding: number;
-  momentum: boolean;
+  /** Optimizer state buffers per trainable weight element (SGD momentum: 1). */
+  optimizerSlots: number;
 }
 
 const F32 = 4;
 
-/** Outputs per example of the model's last layer (1 for a sigmoid head, K for softmax). */
-export function outputSize(units: Unit[]): number {
-  return unitSize(units[units.length - 1].outShape);
+/** A plan node: one layer, with a frozen BatchNormalization and/or an activation fused into it. */
+export interface PlanNode {
+  layer: Layer;
+  members: Layer[];
+  inputs: SymbolicTensor[];
+  output: SymbolicTensor;
+  activation: Act;
+  /** The folded BatchNormalization, if any. */
+  fold: Layer | null;
+  /** Has weights the optimizer updates. */
+  trainable: boolean;
+  /** Needs a backward pass (trainable at or before it). */
+  grad: boolean;
+  /** Index in model.layers (seeds). */
+  index: number;
+  /** The output node's sigmoid/softmax, applied by the loss or the probabilities kernel instead. */
+  head?: Act;
 }
 
-/** Label floats per example: one-hot rows for categorical_crossentropy, else one value. */
-export function labelSize(spec: Pick<PlanSpec, 'units' | 'loss'>): number {
-  return spec.loss === 'categorical_crossentropy' ? outputSize(spec.units) : 1;
+const soleReader = (readers: Map<SymbolicTensor, Layer[]>, t: SymbolicTensor, output: SymbolicTensor) => {
+  const r = readers.get(t);
+  return r && r.length === 1 && t !== output ? r[0] : null;
+};
+
+/** Fuses frozen BN and activations into their producers; marks what needs gradients. */
+export function planNodes(spec: Pick<PlanSpec, 'layers' | 'output' | 'loss'>): PlanNode[] {
+  const readers = readersOf(spec.layers);
+  const absorbed = new Set<Layer>();
+  const nodes: PlanNode[] = [];
+  const producer = new Map<SymbolicTensor, PlanNode>();
+  spec.layers.forEach((layer, index) => {
+    if (layer instanceof InputLayer || absorbed.has(layer)) return;
+    const node: PlanNode = { layer, members: [layer], inputs: layer.inputs, output: layer.output!, activation: layer.ownActivation, fold: null, trainable: layer.trainableParams.length > 0, grad: false, index };
+    let next = soleReader(readers, node.output, spec.output);
+    if (next && layer.acceptsFold && !node.trainable && node.activation.kind === 'linear' && layer.params.length > 0 &&
+        next.foldWeights(layer.params[0], layer.params[1] ?? null) !== null) {
+      node.fold = next;
+      node.members.push(next);
+      absorbed.add(next);
+      node.output = next.output!;
+      next = soleReader(readers, node.output, spec.output);
+    }
+    const act = next?.fusibleActivation();
+    if (next && act && act.kind !== 'linear' && node.activation.kind === 'linear' && layer.acceptsActivation(act)) {
+      node.activation = act;
+      node.members.push(next);
+      absorbed.add(next);
+      node.output = next.output!;
+    }
+    node.grad = node.trainable || node.inputs.some((t) => producer.get(t)?.grad === true);
+    producer.set(node.output, node);
+    nodes.push(node);
+  });
+  const last = nodes[nodes.length - 1];
+  if (!last || last.output !== spec.output) throw new Error('internal: the plan does not end at the model output');
+  if (spec.loss) checkHead(last, spec.loss);
+  // a sigmoid/softmax head runs linear: the loss (or, in predict, a probabilities kernel) takes the logits
+  if (spec.loss || last.activation.kind === 'softmax') {
+    last.head = last.activation;
+    last.activation = LINEAR;
+  }
+  return nodes;
 }
 
 /** Checks that the model's last layer fits the loss, as Keras's losses expect. */
-export function checkHead(units: Unit[], loss: LossName): void {
-  const last = units[units.length - 1];
-  const act = 'activation' in last ? last.activation : 'none';
-  const shape = `[${last.outShape.join(', ')}]`;
+export function checkHead(last: PlanNode, loss: LossName): void {
+  const act = last.activation.kind; // before the head is split off
+  const size = sizeOf(last.output.shape);
+  const shape = `[${last.output.shape.join(', ')}]`;
+  const canLogits = last.layer.acceptsActivation(last.activation) || last.activation === last.layer.ownActivation;
   if (loss === 'binary_crossentropy') {
-    if (last.kind !== 'dense' || unitSize(last.outShape) !== 1 || act !== 'sigmoid') {
-      throw new Error(`binary_crossentropy needs the model to end in Dense({ units: 1, activation: 'sigmoid' }); it ends in ${last.layer.describe()} with output shape ${shape} and activation '${act}'`);
+    if (size !== 1 || act !== 'sigmoid' || !canLogits) {
+      throw new Error(`binary_crossentropy needs the model to end in Dense({ units: 1, activation: 'sigmoid' }); it ends in ${last.layer.describe()} with output shape ${shape} and activation '${activationName(last.activation)}'`);
     }
-  } else if (last.kind !== 'dense' || act !== 'softmax' || unitSize(last.outShape) < 2) {
-    throw new Error(`${loss} needs the model to end in Dense({ units: K, activation: 'softmax' }) with K >= 2 classes; it ends in ${last.layer.describe()} with output shape ${shape} and activation '${act}'`);
-  }
-  for (const u of units.slice(0, -1)) {
-    if ('activation' in u && u.activation === 'softmax') throw new Error(`${u.layer.name}: softmax is supported only on the last layer`);
+  } else if (act !== 'softmax' || size < 2 || last.output.shape.length !== 1 || !canLogits) {
+    throw new Error(`${loss} needs the model to end in Dense({ units: K, activation: 'softmax' }) with K >= 2 classes; it ends in ${last.layer.describe()} with output shape ${shape} and activation '${activationName(last.activation)}'`);
   }
 }
 
-/** Pure layout of a plan: which units run forward-only, micro-batch size, buffer sizes. */
-export interface PlanLayout {
-  /** Index of the first unit with trainable weights (units.length when none train). */
-  first: number;
+/** Label floats per example: one-hot rows for categorical_crossentropy, else one value. */
+export function labelSize(loss: LossName | null, output: SymbolicTensor): number {
+  return loss === 'categorical_crossentropy' ? sizeOf(output.shape) : 1;
+}
+
+type Mode = 'train' | 'eval' | 'predict';
+
+/** Where each mode's tensors live, before any device exists. */
+interface Layout {
+  nodes: PlanNode[];
   microBatch: number;
+  /** Forward-only nodes and the rest. */
+  region: { forward: PlanNode[]; grad: PlanNode[] };
+  /** Tensors crossing from the forward-only region (full batch, fixed buffers). */
+  boundaries: SymbolicTensor[];
+  /** Whether the gradient region reads only boundary tensors (then a feature cache can replay them). */
+  cacheable: boolean;
+  schedules: Map<Mode, Schedule<GpuOp>>;
+  /** The forward-only section of each schedule when it runs in micro-batches. */
+  chunks: Map<Mode, ChunkInfo>;
+  /** Sizes (floats) of the gradient sums at fan-out. */
+  addSizes: Set<number>;
+  pool: SlotPool;
+  fixed: Map<string, number>;
   memory: PlanMemory;
 }
 
-function isAlias(u: Unit, training: boolean): boolean {
-  return u.kind === 'flatten' || (u.kind === 'dropout' && (!training || u.layer.rate === 0));
+interface Binder {
+  /** The program of a node for the mode (at the micro-batch being emitted, or the full batch). */
+  program(node: PlanNode, training: boolean): LayerProgram;
+  params(node: PlanNode): GPUBuffer[];
+  grads(node: PlanNode): (GPUBuffer | null)[];
+  head: { train(logits: GPUBuffer, dlogits: GPUBuffer): GpuOp; eval(logits: GPUBuffer): GpuOp; probs(logits: GPUBuffer): GpuOp | null } | null;
+  guard(): GpuOp | null;
+  updates(): GpuOp[];
+  add(size: number): AddKernel;
+  copy(label: string, src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): GpuOp;
 }
 
-/** The largest per-image binding (floats) a unit's kernels touch. */
-function perImageFloats(u: Unit): number {
-  return Math.max(unitSize(u.inShape), unitSize(u.outShape));
+const isAliasIn = (n: PlanNode, training: boolean) => n.members.length === 1 && n.layer.isAlias(training);
+const programKey = (n: PlanNode, batch: number, training: boolean) => `${n.index}|${batch}|${n.members.some((l) => l.trainingDependent) ? training : '-'}`;
+
+function ctxFlags(node: PlanNode, nodeOf: Map<SymbolicTensor, PlanNode>) {
+  return { inputGrads: node.inputs.map((t) => nodeOf.get(t)?.grad === true), paramGrads: node.trainable };
 }
 
-export function layoutPlan(spec: PlanSpec): PlanLayout {
-  const { units, batch, maxBinding } = spec;
-  if (!units.length) throw new Error('the model has no layers after its input');
-  let first = units.findIndex((u) => spec.trainable.has(u.layer) && u.layer.params.length > 0);
-  if (first < 0) first = units.length;
-  const prefix = units.slice(0, first);
-  const suffix = units.slice(first);
-  const inSize = unitSize(spec.inputShape);
+/** Builds the pure layout: regions, micro-batch, schedules and slots for every mode. */
+export function layoutPlan(spec: PlanSpec, binder?: () => Binder): Layout {
+  const { batch, maxBinding } = spec;
+  const nodes = planNodes(spec);
+  const nodeOf = new Map(nodes.map((n) => [n.output, n]));
+  const training = spec.loss !== null;
+  const forward = training ? nodes.filter((n) => !n.grad) : nodes;
+  const grad = training ? nodes.filter((n) => n.grad) : [];
+  const inForward = new Set(forward);
 
-  // Trainable part runs at the full batch: every tensor must fit one binding.
-  for (const u of suffix) {
-    const bytes = perImageFloats(u) * batch * F32;
-    if (bytes > maxBinding) {
-      throw new Error(`${u.layer.name}: a batch of ${batch} needs a ${fmtBytes(bytes)} tensor ([${batch}, ${(unitSize(u.inShape) >= unitSize(u.outShape) ? u.inShape : u.outShape).join(', ')}]) in a trainable layer, over this device's maxStorageBufferBindingSize of ${fmtBytes(maxBinding)}. Freeze more layers (only the frozen prefix is micro-batched), or use a smaller batch or input size.`);
+  // Gradient region at the full batch: every tensor must fit one binding.
+  for (const n of grad) {
+    for (const t of [...n.inputs, n.output]) {
+      const bytes = sizeOf(t.shape) * batch * F32;
+      if (bytes > maxBinding) {
+        throw new Error(`${n.layer.name}: a batch of ${batch} needs a ${fmtBytes(bytes)} tensor ([${batch}, ${t.shape.join(', ')}]) in a layer that needs gradients, over this device's maxStorageBufferBindingSize of ${fmtBytes(maxBinding)}. Freeze more layers (only layers before every trainable one are micro-batched), or use a smaller batch or input size.`);
+      }
     }
   }
-  // Frozen prefix: the largest micro-batch whose tensors fit one binding.
-  const widest = Math.max(inSize, ...prefix.map(perImageFloats));
-  const microBatch = prefix.length ? Math.min(batch, Math.floor(maxBinding / (widest * F32))) : batch;
-  if (microBatch < 1) {
-    throw new Error(`a single image needs a ${fmtBytes(widest * F32)} tensor, over this device's maxStorageBufferBindingSize of ${fmtBytes(maxBinding)}; use a smaller input size`);
+  // Forward-only region: the largest micro-batch whose tensors fit one binding.
+  const widest = Math.max(sizeOf(spec.input.shape), ...forward.flatMap((n) => [n.output, ...n.inputs].map((t) => sizeOf(t.shape))));
+  const microBatch = forward.length ? Math.min(batch, Math.floor(maxBinding / (widest * F32))) : batch;
+  if (microBatch < 1) throw new Error(`a single image needs a ${fmtBytes(widest * F32)} tensor, over this device's maxStorageBufferBindingSize of ${fmtBytes(maxBinding)}; use a smaller input size`);
+  const chunked = microBatch < batch;
+
+  // Tensors the full-batch part reads from the forward-only part (the output too: the loss reads it).
+  const boundaries: SymbolicTensor[] = [];
+  const crossing = (t: SymbolicTensor) => t !== spec.input && inForward.has(nodeOf.get(t)!) && !boundaries.includes(t);
+  for (const n of grad) for (const t of n.inputs) if (crossing(t)) boundaries.push(t);
+  if (crossing(spec.output)) boundaries.push(spec.output);
+
+  const inSize = sizeOf(spec.input.shape);
+  const outSize = sizeOf(spec.output.shape);
+  const fixed = new Map<string, number>();
+  const fixedBufs = new Map<string, VBuf>();
+  const fixedBuf = (name: string, floats: number) => {
+    let v = fixedBufs.get(name);
+    if (!v) {
+      v = new VBuf(name, floats, name);
+      fixedBufs.set(name, v);
+      fixed.set(name, floats);
+    }
+    return v;
+  };
+  const inputBuf = fixedBuf('input', inSize * batch);
+  // a boundary that is an alias of the input (e.g. a Flatten of it) is the input buffer itself
+  const boundaryBuf = (t: SymbolicTensor) => fixedBuf(`boundary ${t.sourceLayer.name}`, sizeOf(t.shape) * batch);
+
+  const pool = new SlotPool();
+  const schedules = new Map<Mode, Schedule<GpuOp>>();
+  const chunks = new Map<Mode, ChunkInfo>();
+  const addSizes = new Set<number>();
+  const B = () => {
+    if (!binder) throw new Error('internal: a layout without a device has no ops');
+    return binder();
+  };
+  fixedBuf('labels', labelSize(spec.loss, spec.output) * batch);
+  const modes: Mode[] = training ? ['train', 'eval', 'predict'] : ['predict'];
+  let cacheable = forward.length > 0 && !grad.some((n) => n.inputs.includes(spec.input)) && spec.output !== spec.input;
+  for (const mode of modes) {
+    const s = new Schedule<GpuOp>();
+    const isTrain = mode === 'train';
+    const buf = new Map<SymbolicTensor, VBuf>();
+
+    // ---- forward-only region, per micro-batch (the chunk section is repeated by the plan)
+    s.forwardOnly = true;
+    const chunkIn = chunked ? new VBuf('chunk input', inSize * microBatch) : inputBuf;
+    buf.set(spec.input, chunkIn);
+    const chunkStart = s.steps.length;
+    if (chunked) s.add('chunk input', [chunkIn, inputBuf], () => []);
+    const rows = chunked ? microBatch : batch;
+    for (const n of forward) forwardStep(s, n, isTrain, buf, (t) => (!chunked && boundaries.includes(t) ? boundaryBuf(t) : new VBuf(`${t.sourceLayer.name} output`, sizeOf(t.shape) * rows)));
+    const copies: { from: VBuf; to: VBuf; floats: number }[] = [];
+    for (const t of boundaries) {
+      const from = buf.get(t)!;
+      if (from === chunkIn || from === inputBuf) { buf.set(t, inputBuf); cacheable = false; continue; }
+      if (from.fixed) continue;
+      const to = boundaryBuf(t); // an alias (Flatten) of a forward-only tensor, or a micro-batch piece
+      copies.push({ from, to, floats: sizeOf(t.shape) });
+      buf.set(t, to);
+    }
+    if (chunked) s.add('chunk outputs', copies.flatMap((c) => [c.from, c.to]), () => []);
+    else for (const c of copies) s.add(`${c.to.label} copy`, [c.from, c.to], (get) => [B().copy(c.to.label, get(c.from), 0, get(c.to), 0, c.floats * batch * F32)]);
+    chunks.set(mode, chunked ? { start: chunkStart, end: s.steps.length, copies, chunkIn } : undefined);
+    buf.set(spec.input, inputBuf);
+    s.forwardOnly = false;
+
+    // ---- full-batch region
+    for (const n of grad) forwardStep(s, n, isTrain, buf, (t) => new VBuf(`${t.sourceLayer.name} output`, sizeOf(t.shape) * batch));
+    const logits = buf.get(spec.output)!;
+    if (mode === 'predict') {
+      const out = fixedBuf('output', outSize * batch);
+      s.add('output', [logits, out], (get) => {
+        const p = B().head?.probs(get(logits));
+        return p ? [p] : [B().copy('model output', get(logits), 0, get(out), 0, outSize * batch * F32)];
+      });
+    } else if (mode === 'eval') {
+      s.add('loss', [logits], (get) => [B().head!.eval(get(logits))]);
+    } else {
+      const dlogits = new VBuf('dlogits', outSize * batch);
+      s.add('loss and dlogits', [logits, dlogits], (get) => [B().head!.train(get(logits), get(dlogits)), ...(B().guard() ? [B().guard()!] : [])]);
+      backwardSteps(s, grad, batch, buf, dlogits, spec.output, nodeOf, addSizes, B);
+      s.add('optimizer updates', [], () => B().updates());
+    }
+    pool.assign(s);
+    schedules.set(mode, s);
   }
 
-  const params = units.flatMap((u) => u.layer.params);
-  const trainParams = suffix.filter((u) => spec.trainable.has(u.layer)).flatMap((u) => u.layer.params);
-  const weights = params.reduce((a, p) => a + p.size * F32, 0);
+  function forwardStep(s: Schedule<GpuOp>, n: PlanNode, train: boolean, buf: Map<SymbolicTensor, VBuf>, out: (t: SymbolicTensor) => VBuf) {
+    const xs = n.inputs.map((t) => buf.get(t)!);
+    if (isAliasIn(n, train)) {
+      buf.set(n.output, xs[0]);
+      return;
+    }
+    const y = out(n.output);
+    buf.set(n.output, y);
+    s.add(`${n.layer.name} forward`, [...xs, y], (get) => {
+      const prog = B().program(n, train);
+      return prog.forward({ xs: xs.map(get), y: get(y), params: B().params(n) });
+    });
+  }
+
+  function backwardSteps(s: Schedule<GpuOp>, region: PlanNode[], size: number, buf: Map<SymbolicTensor, VBuf>, dlogits: VBuf, output: SymbolicTensor, nodes: Map<SymbolicTensor, PlanNode>, addSizes: Set<number>, bind: () => Binder) {
+    // dT per tensor; `shared` when the buffer is also another tensor's gradient (pass-through layers)
+    const grads = new Map<SymbolicTensor, { v: VBuf; shared: boolean }>([[output, { v: dlogits, shared: false }]]);
+    const needs = (t: SymbolicTensor) => nodes.get(t)?.grad === true && region.includes(nodes.get(t)!);
+    /** Adds `contribution` into dT: the first one becomes dT, later ones are summed in. */
+    const contribute = (t: SymbolicTensor, contribution: VBuf, shared: boolean) => {
+      const cur = grads.get(t);
+      if (!cur) { grads.set(t, { v: contribution, shared }); return; }
+      const floats = sizeOf(t.shape) * size;
+      addSizes.add(floats);
+      if (!cur.shared) {
+        s.add(`d${t.sourceLayer.name} += contribution`, [cur.v, contribution], (get) => [bind().add(floats).accumulate({ x: get(contribution), y: get(cur.v) })]);
+        return;
+      }
+      const sum = new VBuf(`d${t.sourceLayer.name} (sum)`, floats);
+      s.add(`d${t.sourceLayer.name} = sum`, [cur.v, contribution, sum], (get) => [bind().add(floats).forward({ xs: [get(cur.v), get(contribution)], y: get(sum) })]);
+      grads.set(t, { v: sum, shared: false });
+    };
+    for (let i = region.length - 1; i >= 0; i--) {
+      const n = region[i];
+      const dy = grads.get(n.output);
+      if (!dy) continue; // nothing downstream needs it (cannot happen for layers on the path to the output)
+      const inputGrads = n.inputs.map(needs);
+      if (isAliasIn(n, true) || n.layer.passesGradient) {
+        n.inputs.forEach((t, j) => { if (inputGrads[j]) contribute(t, dy.v, true); });
+        if (n.layer.passesGradient && inputGrads.filter(Boolean).length > 0) grads.get(n.output)!.shared = true;
+        continue;
+      }
+      const reads = n.layer.backwardReads({ activation: n.activation, training: true, paramGrads: n.trainable, inputGrads });
+      const xs = n.inputs.map((t) => buf.get(t)!);
+      const y = buf.get(n.output)!;
+      const dxs = n.inputs.map((t, j) => {
+        if (!inputGrads[j]) return null;
+        return new VBuf(`d${t.sourceLayer.name}`, sizeOf(t.shape) * size);
+      });
+      s.add(`${n.layer.name} backward`, [...(reads.inputs ? xs : []), reads.output ? y : null, dy.v, ...dxs], (get) => {
+        const prog = bind().program(n, true);
+        if (!prog.backward) throw new Error(`internal: ${n.layer.name} has no backward pass`);
+        // buffers backward does not read are passed anyway (kernels may bind them); they are not kept alive
+        return prog.backward({ xs: xs.map((v) => (reads.inputs ? get(v) : get(dy.v))), y: reads.output ? get(y) : get(dy.v), dy: get(dy.v), dxs: dxs.map((v) => (v ? get(v) : null)), params: bind().params(n), grads: bind().grads(n) });
+      });
+      n.inputs.forEach((t, j) => { if (dxs[j]) contribute(t, dxs[j]!, false); });
+    }
+  }
+
+  // ---- memory, by kind
+  const params = new Set(nodes.flatMap((n) => n.members.flatMap((l) => l.params)));
+  const trainParams = grad.filter((n) => n.trainable).flatMap((n) => n.layer.trainableParams);
+  const weights = [...params].reduce((a, p) => a + p.size * F32, 0);
   const gradients = trainParams.reduce((a, p) => a + p.size * F32, 0);
-  const optimizer = spec.momentum ? gradients : 0;
-
-  const outs = outputSize(units);
-  let acts = inSize * batch + labelSize(spec) * batch; // input, labels
-  if (prefix.length) {
-    const boundary = unitSize(prefix[prefix.length - 1].outShape);
-    const inner = prefix.slice(0, -1).filter((u) => !isAlias(u, true)).map((u) => unitSize(u.outShape));
-    acts += 2 * Math.max(0, ...inner) * microBatch; // ping-pong
-    if (microBatch < batch) acts += (inSize + boundary) * microBatch; // chunk in/out
-    acts += boundary * batch;
-  }
-  for (const u of suffix) if (!isAlias(u, true)) acts += unitSize(u.outShape) * batch;
-  const gradAct = Math.max(0, ...suffix.slice(1).map((u) => unitSize(u.inShape)));
-  acts += 2 * gradAct * batch + outs * batch; // activation-gradient ping-pong, dlogits
-  const activations = acts * F32;
-  const staging = (2 + 3 + outs * batch) * F32 + 4 * 16; // stats, totals, probs, readback ring
-
-  const memory: PlanMemory = { batch, microBatch, weights, gradients, optimizer, activations, staging, scratch: 0, total: 0 };
-  memory.total = weights + gradients + optimizer + activations + staging;
-  return { first, microBatch, memory };
+  const optimizer = gradients * spec.optimizerSlots;
+  const fixedFloats = [...fixed.entries()].filter(([k]) => k !== 'output').reduce((a, [, f]) => a + f, 0);
+  const activations = (pool.totalFloats + fixedFloats) * F32;
+  const staging = (2 + 3 + outSize * batch) * F32 + 4 * 16; // stats, totals, output, readback ring
+  const memory: PlanMemory = { batch, microBatch, weights, gradients, optimizer, activations, staging, scratch: 0, total: weights + gradients + optimizer + activations + staging };
+  return { nodes, microBatch, region: { forward, grad }, boundaries, cacheable, schedules, chunks, addSizes, pool, fixed, memory };
 }
 
-interface Chunk {
-  start: number;
-  size: number;
-}
+type ChunkInfo = { start: number; end: number; copies: { from: VBuf; to: VBuf; floats: number }[]; chunkIn: VBuf } | undefined;
 
 /**
  * A compiled plan for one batch size: fixed buffers, kernels bound once, op lists for a
  * training step (one submit), an evaluation step and prediction.
  */
 export class Plan {
-  readonly layout: PlanLayout;
+  readonly layout: Layout;
   readonly input: GPUBuffer;
   readonly labels: GPUBuffer;
   readonly stats: GPUBuffer;
   readonly totals: GPUBuffer;
+  /** predict(): the model's output (probabilities for a sigmoid/softmax head). */
   readonly probs: GPUBuffer;
-  /**
-   * The frozen prefix's output for the batch (null without a frozen prefix) and its floats per
-   * image: what a feature cache stores, and where cached features are put back.
-   */
-  boundary: GPUBuffer | null = null;
-  boundaryFloats = 0;
-  /** The same steps without the frozen prefix: run after the boundary was filled from a cache. */
-  suffixTrainOps: GpuOp[] = [];
-  suffixEvalOps: GpuOp[] = [];
-  suffixPredictOps: GpuOp[] = [];
-  /** Whether the prefix gives the same output for the same image every time (no dropout in it). */
-  prefixDeterministic = false;
+  /** Tensors crossing into the gradient region, full batch: what a feature cache stores and restores. */
+  boundaries: { buffer: GPUBuffer; floats: number }[] = [];
   trainOps: GpuOp[] = [];
   evalOps: GpuOp[] = [];
-  accumulateOps: GpuOp[] = [];
   predictOps: GpuOp[] = [];
+  /** The same steps without the forward-only region: run after the boundaries were filled from a cache. */
+  suffixTrainOps: GpuOp[] = [];
+  suffixEvalOps: GpuOp[] = [];
+  accumulateOps: GpuOp[] = [];
+  /** Whether the forward-only region gives the same output for the same image every time (no dropout). */
+  prefixDeterministic = false;
   private readonly owned: GPUBuffer[] = [];
+  private readonly slots: GPUBuffer[] = [];
+  private readonly fixedBuffers = new Map<string, GPUBuffer>();
+  private readonly programs = new Map<string, LayerProgram>();
   private readonly destroyers: (() => void)[] = [];
-  private readonly dropouts: DropoutKernel[] = [];
+  private readonly folds: { node: PlanNode; kernel: GPUBuffer; bias: GPUBuffer; versions: string }[] = [];
 
-  private constructor(readonly gpu: Gpu, readonly spec: PlanSpec, layout: PlanLayout, private readonly grads: Map<Layer, GPUBuffer[]>) {
+  private constructor(readonly gpu: Gpu, readonly spec: PlanSpec, layout: Layout, private readonly paramGrads: Map<Param, GPUBuffer>) {
     this.layout = layout;
-    const b = spec.batch;
-    this.input = this.alloc('input', unitSize(spec.inputShape) * b);
-    this.labels = this.alloc('labels', labelSize(spec) * b);
+    for (const [name, floats] of layout.fixed) this.fixedBuffers.set(name, this.alloc(name, floats));
+    layout.pool.sizes.forEach((floats, i) => this.slots.push(this.alloc(`slot ${i}`, floats)));
+    this.input = this.fixedBuffers.get('input')!;
+    this.labels = this.fixedBuffers.get('labels')!;
+    this.probs = this.fixedBuffers.get('output') ?? this.alloc('output', sizeOf(spec.output.shape) * spec.batch);
     this.stats = this.alloc('stats [loss, acc]', 2);
     this.totals = this.alloc('totals [loss sum, correct, count]', 3);
-    this.probs = this.alloc('probabilities', outputSize(spec.units) * b);
   }
 
   private alloc(label: string, floats: number): GPUBuffer {
@@ -185,18 +400,19 @@ export class Plan {
     return buf;
   }
 
-  /** Builds kernels and op lists. `sgd` updates trainable weights; `seed` drives dropout masks. */
-  static async build(gpu: Gpu, spec: PlanSpec, sgd: SgdKernel | null, seed: number, grads: Map<Layer, GPUBuffer[]>): Promise<Plan> {
-    for (const u of spec.units) for (const p of u.layer.params) p.place(gpu);
-    const sharedBefore = [...grads.values()].flat().length;
+  /** Builds kernels and op lists; `optimizer` updates trainable weights (null: no training). */
+  static async build(gpu: Gpu, spec: PlanSpec, optimizer: OptimizerKernel | null, seed: number, paramGrads: Map<Param, GPUBuffer>): Promise<Plan> {
+    for (const l of spec.layers) for (const p of l.params) p.place(gpu);
     const before = gpu.memory().numBytes;
-    const layout = layoutPlan(spec);
-    const plan = new Plan(gpu, spec, layout, grads);
-    await plan.compile(sgd, seed);
-    // What kernels allocated themselves; gradients and optimizer state created by this plan (shared
-    // with later plans of the model) are counted under their own kinds.
-    const shared = [...grads.values()].flat().slice(sharedBefore).reduce((a, b) => a + b.size, 0) * (sgd && sgd.momentum > 0 ? 2 : 1);
-    plan.layout.memory.scratch = Math.max(0, gpu.memory().numBytes - before - plan.ownedBytes() - shared);
+    const gradsBefore = paramGrads.size;
+    let plan: Plan | null = null;
+    const binder = () => plan!.binder(optimizer);
+    const layout = layoutPlan(spec, binder);
+    plan = new Plan(gpu, spec, layout, paramGrads);
+    plan.seed = seed;
+    await plan.compile(binder);
+    const newGrads = [...paramGrads.values()].slice(gradsBefore).reduce((a, b) => a + b.size, 0);
+    plan.layout.memory.scratch = Math.max(0, gpu.memory().numBytes - before - plan.ownedBytes() - newGrads * (1 + spec.optimizerSlots));
     plan.layout.memory.total += plan.layout.memory.scratch;
     return plan;
   }
@@ -205,227 +421,212 @@ export class Plan {
     return this.owned.reduce((a, b) => a + b.size, 0);
   }
 
-  private async compile(sgd: SgdKernel | null, seed: number): Promise<void> {
-    const { units, batch, trainable } = this.spec;
-    const { first, microBatch } = this.layout;
-    const prefix = units.slice(0, first);
-    const suffix = units.slice(first);
-    const last = units[units.length - 1];
-    checkHead(units, this.spec.loss);
-    const classes = outputSize(units);
-    const inSize = unitSize(this.spec.inputShape);
-    for (const u of units) for (const p of u.layer.params) p.place(this.gpu);
+  private binderCache: Binder | null = null;
+  private pending: Promise<void>[] = [];
+  private adds = new Map<number, AddKernel>();
+  private head: Binder['head'] = null;
 
-    // ---- frozen prefix (forward only, micro-batched, two ping-pong buffers)
-    let boundary = this.input;
-    const prefixTrain: GpuOp[] = [];
-    const prefixEval: GpuOp[] = [];
-    if (prefix.length) {
-      const lastOut = unitSize(prefix[prefix.length - 1].outShape);
-      boundary = this.alloc(`boundary ${prefix[prefix.length - 1].layer.name}`, lastOut * batch);
-      this.boundary = boundary;
-      this.boundaryFloats = lastOut;
-      this.prefixDeterministic = prefix.every((u) => u.kind !== 'dropout' || u.layer.rate === 0);
-      const inner = prefix.slice(0, -1).filter((u) => !isAlias(u, true)).map((u) => unitSize(u.outShape));
-      const pingSize = Math.max(0, ...inner) * microBatch;
-      const ping = pingSize ? [this.alloc('prefix ping', pingSize), this.alloc('prefix pong', pingSize)] : [];
-      const chunked = microBatch < batch;
-      const chunkIn = chunked ? this.alloc('prefix chunk input', inSize * microBatch) : this.input;
-      const chunkOut = chunked ? this.alloc('prefix chunk output', lastOut * microBatch) : boundary;
-      const chunks: Chunk[] = [];
-      for (let s = 0; s < batch; s += microBatch) chunks.push({ start: s, size: Math.min(microBatch, batch - s) });
-      const sizes = [...new Set(chunks.map((c) => c.size))];
-      for (const training of [true, false]) {
-        const bySize = new Map<number, GpuOp[]>();
-        for (const size of sizes) bySize.set(size, await this.prefixOps(prefix, size, training, chunkIn, chunkOut, ping, seed));
-        const out = training ? prefixTrain : prefixEval;
-        for (const c of chunks) {
-          if (chunked) out.push(this.gpu.copy(`prefix chunk ${c.start}+${c.size} in`, this.input, c.start * inSize * F32, chunkIn, 0, c.size * inSize * F32));
-          out.push(...bySize.get(c.size)!);
-          if (chunked) out.push(this.gpu.copy(`prefix chunk ${c.start}+${c.size} out`, chunkOut, 0, boundary, c.start * lastOut * F32, c.size * lastOut * F32));
-        }
-      }
-    }
-
-    // ---- trainable suffix: every output kept for backward
-    const outs: GPUBuffer[] = []; // training-mode output of each suffix unit
-    const fwdTrain: GpuOp[] = [];
-    const fwdEval: GpuOp[] = [];
-    let cur = boundary;
-    let curEval = boundary;
-    const ins: GPUBuffer[] = [];
-    const kernels: (Conv2dKernel | DenseKernel | MaxPool2dKernel | DropoutKernel | null)[] = [];
-    for (let i = 0; i < suffix.length; i++) {
-      const u = suffix[i];
-      ins.push(cur);
-      const isLast = i === suffix.length - 1;
-      if (u.kind === 'flatten') {
-        outs.push(cur);
-        kernels.push(null);
-        continue;
-      }
-      if (u.kind === 'dropout') {
-        if (u.layer.rate === 0) { outs.push(cur); kernels.push(null); continue; }
-        const k = await DropoutKernel.create(this.gpu, { size: unitSize(u.inShape) * batch, rate: u.layer.rate, seed: u.layer.seed ?? seed + first + i, label: u.layer.name });
-        this.dropouts.push(k);
-        this.destroyers.push(() => k.destroy());
-        const y = this.alloc(`${u.layer.name} output`, unitSize(u.outShape) * batch);
-        fwdTrain.push(k.forward({ x: cur, y }));
-        outs.push(y);
-        kernels.push(k);
-        cur = y;
-        continue; // evaluation skips dropout: curEval stays
-      }
-      const y = this.alloc(`${u.layer.name} ${isLast ? 'logits' : 'output'}`, unitSize(u.outShape) * batch);
-      const k = await this.kernelFor(u, batch, isLast ? 'linear' : undefined);
-      fwdTrain.push(this.forwardOp(u, k, cur, y));
-      fwdEval.push(curEval === cur ? fwdTrain[fwdTrain.length - 1] : this.forwardOp(u, k, curEval, y));
-      outs.push(y);
-      kernels.push(k);
-      cur = y;
-      curEval = y;
-    }
-    const logits = suffix.length ? cur : boundary;
-    if (suffix.length && curEval !== cur) throw new Error('internal: evaluation and training routes end in different buffers');
-
-    // ---- loss
-    const lossLabel = `${last.layer.name} ${this.spec.loss}`;
-    const head = this.spec.loss === 'binary_crossentropy'
-      ? await SigmoidBceKernel.create(this.gpu, { batch, label: lossLabel })
-      : await SoftmaxCeKernel.create(this.gpu, { batch, classes, labels: this.spec.loss === 'categorical_crossentropy' ? 'onehot' : 'sparse', label: lossLabel });
-    this.destroyers.push(() => head.destroy());
-    const dlogits = this.alloc('dlogits', classes * batch);
-    const lossTrain = head.lossAndGradient({ logits, labels: this.labels, dlogits, stats: this.stats });
-    const lossEval = head.loss({ logits, labels: this.labels, stats: this.stats });
-    this.accumulateOps = [head.accumulate({ stats: this.stats, totals: this.totals })];
-
-    // ---- backward, in reverse; the first trainable unit computes no input gradient
-    const backward: GpuOp[] = [];
-    const updates: GpuOp[] = [];
-    if (suffix.length && sgd) {
-      const gradSize = Math.max(0, ...suffix.slice(1).map((u) => unitSize(u.inShape))) * batch;
-      const g = gradSize ? [this.alloc('activation grad A', gradSize), this.alloc('activation grad B', gradSize)] : [];
-      let dy = dlogits;
-      for (let i = suffix.length - 1; i >= 0; i--) {
-        const u = suffix[i];
-        const k = kernels[i];
-        const needDx = i > 0;
-        let dx = dy;
-        if (needDx && u.kind !== 'flatten' && k !== null) dx = dy === g[0] ? g[1] : g[0];
-        const train = trainable.has(u.layer);
-        const x = ins[i];
-        const y = outs[i];
-        if (u.kind === 'conv2d') {
-          const c = k as Conv2dKernel;
-          const [w, b] = u.layer.params;
-          if (train) {
-            const [dw, db] = this.paramGrads(u.layer);
-            backward.push(c.backwardFilter({ x, dy, y, dw, db }));
-            updates.push(sgd.update(w.buffer!, dw, w.size, w.name), sgd.update(b.buffer!, db, b.size, b.name));
-          }
-          if (needDx) backward.push(c.backwardInput({ dy, y, w: w.buffer!, dx }));
-        } else if (u.kind === 'dense') {
-          const d = k as DenseKernel;
-          const [w, b] = u.layer.params;
-          const yMask = i === suffix.length - 1 ? undefined : y; // logits: the loss gave dL/dz
-          if (train) {
-            const [dw, db] = this.paramGrads(u.layer);
-            backward.push(d.backwardWeights({ x, dy, y: yMask, dw, db }));
-            updates.push(sgd.update(w.buffer!, dw, w.size, w.name), sgd.update(b.buffer!, db, b.size, b.name));
-          }
-          if (needDx) backward.push(d.backwardInput({ dy, y: yMask, w: w.buffer!, dx }));
-        } else if (u.kind === 'maxpool') {
-          if (needDx) backward.push((k as MaxPool2dKernel).backward({ x, dy, dx }));
-        } else if (u.kind === 'dropout' && k) {
-          if (needDx) backward.push((k as DropoutKernel).backward({ dy, dx }));
-        }
-        dy = dx;
-      }
-    }
-
-    let probsOp: GpuOp;
-    if (head instanceof SoftmaxCeKernel) probsOp = head.probabilities({ logits, probs: this.probs });
-    else probsOp = (await SigmoidKernel.create(this.gpu, { size: batch, label: `${last.layer.name} sigmoid` })).forward({ x: logits, y: this.probs });
-    this.suffixTrainOps = [...fwdTrain, lossTrain, ...(sgd ? [sgd.guard(this.stats)] : []), ...backward, ...updates];
-    this.suffixEvalOps = [...fwdEval, lossEval];
-    this.suffixPredictOps = [...fwdEval, probsOp];
-    this.trainOps = [...prefixTrain, ...this.suffixTrainOps];
-    this.evalOps = [...prefixEval, ...this.suffixEvalOps];
-    this.predictOps = [...prefixEval, ...fwdEval, probsOp];
+  private binder(optimizer: OptimizerKernel | null): Binder {
+    if (this.binderCache) return this.binderCache;
+    const b: Binder = {
+      program: (node, training) => {
+        const key = programKey(node, this.chunkSize ?? this.spec.batch, training);
+        const p = this.programs.get(key);
+        if (!p) throw new Error(`internal: program ${key} (${node.layer.name}) was not built`);
+        return p;
+      },
+      params: (node) => {
+        const f = this.folds.find((x) => x.node === node);
+        return f ? [f.kernel, f.bias] : node.layer.params.map((p) => p.buffer!);
+      },
+      grads: (node) => node.layer.params.map((p) => (node.trainable && p.trainable ? this.gradOf(p) : null)),
+      head: this.head,
+      guard: () => optimizer?.guard(this.stats) ?? null,
+      updates: () => {
+        if (!optimizer) return [];
+        return this.layout.region.grad.filter((n) => n.trainable).flatMap((n) => n.layer.trainableParams.map((p) => optimizer.update(p.buffer!, this.gradOf(p), p.size, p.name)));
+      },
+      add: (size) => {
+        const k = this.adds.get(size);
+        if (!k) throw new Error(`internal: no add kernel of size ${size}`);
+        return k;
+      },
+      copy: (label, src, so, dst, d, bytes) => this.gpu.copy(label, src, so, dst, d, bytes),
+    };
+    this.binderCache = b;
+    return b;
   }
 
-  /** Gradient buffers for a trainable layer's weights, shared by all plans of a compiled model. */
-  private paramGrads(layer: Layer): GPUBuffer[] {
-    let g = this.grads.get(layer);
+  private gradOf(p: Param): GPUBuffer {
+    let g = this.paramGrads.get(p);
     if (!g) {
-      g = layer.params.map((p) => this.gpu.createBuffer(`grad ${p.name}`, p.size * F32));
-      this.grads.set(layer, g);
+      g = this.gpu.createBuffer(`grad ${p.name}`, p.size * F32);
+      this.paramGrads.set(p, g);
     }
     return g;
   }
 
   /** Gradient buffers by parameter name (tests check no frozen parameter has one). */
   get gradientBuffers(): Map<string, GPUBuffer> {
-    const m = new Map<string, GPUBuffer>();
-    for (const [layer, bufs] of this.grads) layer.params.forEach((p, i) => m.set(p.name, bufs[i]));
-    return m;
+    return new Map([...this.paramGrads].map(([p, g]) => [p.name, g]));
   }
 
-  private async prefixOps(prefix: Unit[], size: number, training: boolean, chunkIn: GPUBuffer, chunkOut: GPUBuffer, ping: GPUBuffer[], seed: number): Promise<GpuOp[]> {
-    const ops: GpuOp[] = [];
-    let cur = chunkIn;
-    const real = prefix.map((u) => !isAlias(u, training));
-    let pp = 0;
-    for (let i = 0; i < prefix.length; i++) {
-      const u = prefix[i];
-      if (!real[i]) {
-        if (i === prefix.length - 1) ops.push(this.gpu.copy(`${u.layer.name} (identity)`, cur, 0, chunkOut, 0, unitSize(u.outShape) * size * F32));
-        continue;
-      }
-      const y = i === prefix.length - 1 ? chunkOut : ping[pp++ % 2];
-      if (u.kind === 'dropout') {
-        const k = await DropoutKernel.create(this.gpu, { size: unitSize(u.inShape) * size, rate: u.layer.rate, seed: u.layer.seed ?? seed + i, label: u.layer.name });
-        this.dropouts.push(k);
-        this.destroyers.push(() => k.destroy());
-        ops.push(k.forward({ x: cur, y }));
-      } else {
-        const k = await this.kernelFor(u, size, i === prefix.length - 1 && u === this.spec.units[this.spec.units.length - 1] ? 'linear' : undefined);
-        ops.push(this.forwardOp(u, k, cur, y));
-      }
-      cur = y;
+  private async compile(binder: () => Binder): Promise<void> {
+    const { spec, layout, gpu } = this;
+    const { batch } = spec;
+    const nodeOf = new Map(layout.nodes.map((n) => [n.output, n]));
+    const training = spec.loss !== null;
+    // dropout in the forward-only region makes its output differ from step to step
+    this.prefixDeterministic = layout.region.forward.every((n) => n.members.every((l) => l.isAlias(true) || !l.isAlias(false)));
+
+    // ---- folded weights (frozen conv + inference BN), refreshed when either changes
+    for (const n of layout.nodes) {
+      if (!n.fold) continue;
+      const k = n.layer.params[0];
+      const f = n.fold.foldWeights(k, n.layer.params[1] ?? null)!;
+      const entry = { node: n, kernel: gpu.upload(`${n.layer.name} kernel (${n.fold.name} folded)`, f.kernel), bias: gpu.upload(`${n.layer.name} bias (${n.fold.name} folded)`, f.bias), versions: this.foldVersions(n) };
+      this.folds.push(entry);
+      this.owned.push(entry.kernel, entry.bias);
     }
-    return ops;
+
+    // ---- programs for every (node, batch, mode) the schedules use
+    const sizes = new Set([batch]);
+    const chunkSizes: number[] = [];
+    if (layout.microBatch < batch) {
+      for (let s = 0; s < batch; s += layout.microBatch) chunkSizes.push(Math.min(layout.microBatch, batch - s));
+      for (const c of chunkSizes) sizes.add(c);
+    }
+    const forwardSet = new Set(layout.region.forward);
+    const builds: Promise<void>[] = [];
+    const want = (n: PlanNode, size: number, trainingMode: boolean) => {
+      if (isAliasIn(n, trainingMode)) return;
+      const key = programKey(n, size, trainingMode);
+      if (this.programs.has(key) || this.building.has(key)) return;
+      this.building.add(key);
+      const flags = ctxFlags(n, nodeOf);
+      const ctx: ProgramContext = {
+        gpu, batch: size, inShapes: n.inputs.map((t) => t.shape), outShape: n.output.shape, training: trainingMode && training,
+        activation: n.activation, folded: n.fold !== null, inputGrads: forwardSet.has(n) ? flags.inputGrads.map(() => false) : flags.inputGrads,
+        paramGrads: forwardSet.has(n) ? false : flags.paramGrads, seed: 0, label: n.members.map((l) => l.name).join('+'),
+      };
+      ctx.seed = this.seed + n.index - 1; // position after the input layer
+      builds.push(n.layer.createProgram(ctx).then((p) => {
+        this.programs.set(key, p);
+        this.destroyers.push(() => p.destroy());
+      }));
+    };
+    const modes = training ? [true, false] : [false];
+    for (const m of modes) {
+      for (const n of layout.region.forward) for (const s of layout.microBatch < batch ? new Set(chunkSizes) : [batch]) want(n, s, m);
+      for (const n of layout.region.grad) want(n, batch, m);
+    }
+    await Promise.all(builds);
+
+    // ---- loss head, add kernels for gradient sums
+    const last = layout.nodes[layout.nodes.length - 1];
+    const classes = sizeOf(spec.output.shape);
+    const label = `${last.layer.name} ${spec.loss ?? 'output'}`;
+    if (spec.loss) {
+      const headK = spec.loss === 'binary_crossentropy'
+        ? await SigmoidBceKernel.create(gpu, { batch, label })
+        : await SoftmaxCeKernel.create(gpu, { batch, classes, labels: spec.loss === 'categorical_crossentropy' ? 'onehot' : 'sparse', label });
+      this.destroyers.push(() => headK.destroy());
+      const probs = headK instanceof SoftmaxCeKernel
+        ? (logits: GPUBuffer) => headK.probabilities({ logits, probs: this.probs })
+        : await (async () => { const sk = await SigmoidKernel.create(gpu, { size: batch, label: `${last.layer.name} sigmoid` }); return (logits: GPUBuffer) => sk.forward({ x: logits, y: this.probs }); })();
+      this.head = {
+        train: (logits, dlogits) => headK.lossAndGradient({ logits, labels: this.labels, dlogits, stats: this.stats }),
+        eval: (logits) => headK.loss({ logits, labels: this.labels, stats: this.stats }),
+        probs,
+      };
+      this.accumulateOps = [headK.accumulate({ stats: this.stats, totals: this.totals })];
+    } else if (last.head?.kind === 'softmax') {
+      const sm = await SoftmaxCeKernel.create(gpu, { batch, classes, labels: 'sparse', label });
+      this.destroyers.push(() => sm.destroy());
+      this.head = { train: () => { throw new Error('internal'); }, eval: () => { throw new Error('internal'); }, probs: (logits) => sm.probabilities({ logits, probs: this.probs }) };
+    } else {
+      this.head = { train: () => { throw new Error('internal'); }, eval: () => { throw new Error('internal'); }, probs: () => null };
+    }
+    for (const floats of layout.addSizes) {
+      const k = await AddKernel.create(gpu, { size: floats, inputs: 2, label: `gradient sum (${floats} floats)` });
+      this.adds.set(floats, k);
+      this.destroyers.push(() => k.destroy());
+    }
+    const b = binder();
+    b.head = this.head;
+
+    // ---- emit
+    const get = (v: VBuf) => (v.fixed ? this.fixedBuffers.get(v.fixed)! : this.slots[v.slot]);
+    const emit = (mode: Mode): { all: GpuOp[]; suffix: GpuOp[] } => {
+      const steps = layout.schedules.get(mode)!.steps;
+      const chunk = layout.chunks.get(mode);
+      const all: GpuOp[] = [];
+      const suffix: GpuOp[] = [];
+      if (chunk) {
+        const inSize = sizeOf(spec.input.shape);
+        let start = 0;
+        for (const size of chunkSizes) {
+          all.push(gpu.copy(`chunk ${start}+${size} input`, this.input, start * inSize * F32, get(chunk.chunkIn), 0, size * inSize * F32));
+          for (const step of steps.slice(chunk.start, chunk.end)) all.push(...this.withChunk(size, () => step.emit(get)));
+          for (const c of chunk.copies) all.push(gpu.copy(`chunk ${start}+${size} ${c.to.label}`, get(c.from), 0, get(c.to), start * c.floats * F32, size * c.floats * F32));
+          start += size;
+        }
+      }
+      for (const step of chunk ? steps.slice(chunk.end) : steps) {
+        const ops = step.emit(get);
+        all.push(...ops);
+        if (!step.forwardOnly) suffix.push(...ops);
+      }
+      return { all, suffix };
+    };
+    if (training) {
+      const t = emit('train');
+      this.trainOps = t.all;
+      this.suffixTrainOps = t.suffix;
+      const e = emit('eval');
+      this.evalOps = e.all;
+      this.suffixEvalOps = e.suffix;
+    }
+    this.predictOps = emit('predict').all;
+    this.boundaries = layout.cacheable ? layout.boundaries.map((t) => ({ buffer: this.fixedBuffers.get(`boundary ${t.sourceLayer.name}`)!, floats: sizeOf(t.shape) })) : [];
   }
 
-  private async kernelFor(u: Unit, batch: number, activation?: 'linear'): Promise<Conv2dKernel | DenseKernel | MaxPool2dKernel> {
-    let k: Conv2dKernel | DenseKernel | MaxPool2dKernel;
-    const label = u.layer.name;
-    if (u.kind === 'conv2d') {
-      const [h, w, c] = u.inShape;
-      k = await Conv2dKernel.create(this.gpu, { batch, height: h, width: w, inChannels: c, outChannels: u.layer.filters, kernelSize: u.layer.kernelSize, padding: u.layer.padding, activation: (activation ?? u.activation) as 'relu' | 'linear', label });
-    } else if (u.kind === 'dense') {
-      // softmax only ever ends a model, where the plan runs the layer linear into the loss
-      k = await DenseKernel.create(this.gpu, { batch, inFeatures: u.inShape[0], outFeatures: u.layer.units, activation: (activation ?? u.activation) as 'linear' | 'relu' | 'sigmoid', label });
-    } else if (u.kind === 'maxpool') {
-      const [h, w, c] = u.inShape;
-      k = await MaxPool2dKernel.create(this.gpu, { batch, height: h, width: w, channels: c, label });
-    } else throw new Error(`internal: no kernel for ${u.kind}`);
-    this.destroyers.push(() => k.destroy());
-    return k;
+  private building = new Set<string>();
+  private seed = 0;
+  private chunkSize: number | null = null;
+
+  /** Emits a forward-only step for one micro-batch size (its programs are keyed by that size). */
+  private withChunk(size: number, f: () => GpuOp[]): GpuOp[] {
+    this.chunkSize = size;
+    try {
+      return f();
+    } finally {
+      this.chunkSize = null;
+    }
   }
 
-  private forwardOp(u: Unit, k: Conv2dKernel | DenseKernel | MaxPool2dKernel, x: GPUBuffer, y: GPUBuffer): GpuOp {
-    if (u.kind === 'maxpool') return (k as MaxPool2dKernel).forward({ x, y });
-    const [w, b] = u.layer.params;
-    if (u.kind === 'conv2d') return (k as Conv2dKernel).forward({ x, w: w.buffer!, b: b.buffer!, y });
-    return (k as DenseKernel).forward({ x, w: w.buffer!, b: b.buffer!, y });
+  private foldVersions(n: PlanNode): string {
+    return n.members.flatMap((l) => l.params.map((p) => p.version)).join(',');
+  }
+
+  /** Re-folds BatchNormalization into conv weights whose sources changed (setWeights, loading). */
+  refresh(): void {
+    for (const f of this.folds) {
+      const v = this.foldVersions(f.node);
+      if (v === f.versions) continue;
+      const w = f.node.fold!.foldWeights(f.node.layer.params[0], f.node.layer.params[1] ?? null)!;
+      this.gpu.write(f.kernel, w.kernel);
+      this.gpu.write(f.bias, w.bias);
+      f.versions = v;
+    }
   }
 
   /** Writes a batch and the per-step counters; call before submitting trainOps/evalOps. */
   load(x: Float32Array | null, y: Float32Array | null, step: number): void {
+    this.refresh();
     if (x) this.gpu.write(this.input, x);
     if (y) this.gpu.write(this.labels, y);
-    for (const d of this.dropouts) d.setStep(step);
+    for (const p of this.programs.values()) p.setStep?.(step);
   }
 
   resetTotals(): void {

@@ -1,4 +1,4 @@
-import type { Layer } from './layers.ts';
+import type { Layer } from './layer.ts';
 
 /** A tensor in the layer graph: a shape with the batch dimension left open (null). */
 export class SymbolicTensor {
@@ -6,14 +6,19 @@ export class SymbolicTensor {
   readonly id = SymbolicTensor.nextId++;
   /** Shape without the batch dimension, e.g. [240, 360, 3]. */
   readonly shape: number[];
-  /** The layer that produced it, and the tensor that layer was applied to (null for inputs). */
+  /** The layer that produced it, and the tensors that layer was applied to (none for inputs). */
   readonly sourceLayer: Layer;
-  readonly inbound: SymbolicTensor | null;
+  readonly inputs: readonly SymbolicTensor[];
 
-  constructor(shape: number[], sourceLayer: Layer, inbound: SymbolicTensor | null) {
+  constructor(shape: number[], sourceLayer: Layer, inputs: readonly SymbolicTensor[]) {
     this.shape = shape;
     this.sourceLayer = sourceLayer;
-    this.inbound = inbound;
+    this.inputs = inputs;
+  }
+
+  /** The first input of the producing layer (null for an Input): the chain view of the graph. */
+  get inbound(): SymbolicTensor | null {
+    return this.inputs[0] ?? null;
   }
 
   /** Keras's notation, e.g. (None, 240, 360, 3). */

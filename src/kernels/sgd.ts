@@ -1,4 +1,5 @@
 import type { Gpu, GpuOp, Pipeline } from '../gpu/index.ts';
+import type { OptimizerUpdates } from './optimizer.ts';
 
 export interface SgdOptions {
   learningRate?: number;
@@ -14,27 +15,27 @@ const WG = 256;
  * instance serves every parameter of a model; the learning rate for the current iteration is
  * written once per step (setIteration), so nothing is read back.
  */
-export class SgdKernel {
+export class SgdKernel implements OptimizerUpdates {
   readonly learningRate: number;
   readonly momentum: number;
   readonly nesterov: boolean;
   readonly decay: number;
   private readonly hyper: GPUBuffer;
-  /** Sticky flag (u32): non-zero once a guarded loss was not finite; updates are then skipped. */
-  readonly halt: GPUBuffer;
   /** Velocity per parameter buffer: shared by every op that updates the same parameter. */
   private readonly velocities = new Map<GPUBuffer, GPUBuffer>();
 
-  private constructor(private readonly gpu: Gpu, private readonly pipeline: Pipeline, private readonly pipeline4: Pipeline, private readonly guardPipeline: Pipeline, o: Required<SgdOptions>) {
+  /**
+   * `halt` is the guard's sticky flag (GuardKernel.halt): updates are skipped while it is set.
+   */
+  private constructor(private readonly gpu: Gpu, private readonly pipeline: Pipeline, private readonly pipeline4: Pipeline, private readonly halt: GPUBuffer, o: Required<SgdOptions>) {
     this.learningRate = o.learningRate;
     this.momentum = o.momentum;
     this.nesterov = o.nesterov;
     this.decay = o.decay;
     this.hyper = gpu.uniform('sgd.hyper', new Float32Array([o.learningRate, o.momentum, 0, 0]));
-    this.halt = gpu.createBuffer('sgd.halt', 4);
   }
 
-  static async create(gpu: Gpu, options: SgdOptions = {}): Promise<SgdKernel> {
+  static async create(gpu: Gpu, options: SgdOptions, halt: GPUBuffer): Promise<SgdKernel> {
     const o = { learningRate: 0.01, momentum: 0, nesterov: false, decay: 0, ...options };
     for (const [k, v] of Object.entries({ learningRate: o.learningRate, momentum: o.momentum, decay: o.decay })) {
       if (!Number.isFinite(v) || v < 0) throw new Error(`SGD: ${k} must be a finite number >= 0, got ${v}`);
@@ -43,8 +44,7 @@ export class SgdKernel {
     const constants: Record<string, number> = o.momentum > 0 ? { NESTEROV: o.nesterov ? 1 : 0 } : {};
     const pipeline = await gpu.pipeline('sgd', { entryPoint: entry, constants });
     const pipeline4 = await gpu.pipeline('sgd', { entryPoint: `${entry}4`, constants });
-    const guard = await gpu.pipeline('sgd', { entryPoint: 'guard' });
-    return new SgdKernel(gpu, pipeline, pipeline4, guard, o);
+    return new SgdKernel(gpu, pipeline, pipeline4, halt, o);
   }
 
   /** The learning rate Keras uses at `iteration` (0 for the first update). */
@@ -86,25 +86,6 @@ export class SgdKernel {
     return gpu.dispatch(`sgd ${label} n=${size}`, pipeline, gpu.bindGroup(pipeline, resources), [x, y]);
   }
 
-  /**
-   * Sets the halt flag when stats[0] (a step's loss) is not finite. Record it between the loss
-   * and the updates of a step.
-   */
-  guard(stats: GPUBuffer): GpuOp {
-    const bg = this.gpu.bindGroup(this.guardPipeline, { halt: this.halt, stats });
-    return this.gpu.dispatch('sgd.guard (non-finite loss check)', this.guardPipeline, bg, [1]);
-  }
-
-  /** True once a guarded loss was not finite (reads the flag back). */
-  async halted(): Promise<boolean> {
-    return new Uint32Array(await this.gpu.read(this.halt, 4))[0] !== 0;
-  }
-
-  /** Clears the halt flag (after the host has handled the non-finite loss). */
-  resume(): void {
-    this.gpu.write(this.halt, new Uint32Array([0]));
-  }
-
   /** Velocity buffers in the order their parameters were first updated (checkpoints, tests). */
   get state(): GPUBuffer[] {
     return [...this.velocities.values()];
@@ -115,10 +96,19 @@ export class SgdKernel {
     return this.velocities.get(param);
   }
 
+  /** State buffers of a parameter: [velocity] with momentum, none without. */
+  stateOf(param: GPUBuffer): GPUBuffer[] {
+    const v = this.velocities.get(param);
+    return v ? [v] : [];
+  }
+
+  get stateNames(): string[] {
+    return this.momentum > 0 ? ['velocity'] : [];
+  }
+
   destroy(): void {
     for (const v of this.velocities.values()) this.gpu.destroyBuffer(v);
     this.velocities.clear();
     this.gpu.destroyBuffer(this.hyper);
-    this.gpu.destroyBuffer(this.halt);
   }
 }
