@@ -95,6 +95,8 @@ const DEFAULT_BINDING = 128 * 1024 * 1024;
 interface Compiled {
   optimizer: Optimizer;
   loss: LossName;
+  /** The trainable flags at compile time (Keras reads them there). */
+  trainable: boolean[];
 }
 
 /** Staging buffers for reading a step's [loss, acc] without stalling the next submit. */
@@ -205,7 +207,7 @@ export class Model {
     }
     planNodes({ layers: this.layers, output: this.outputs, loss: config.loss }); // checks the head fits the loss
     this.releaseDevice();
-    this.compiled = { optimizer, loss: config.loss };
+    this.compiled = { optimizer, loss: config.loss, trainable: this.layers.map((l) => l.trainable) };
     this.iteration = 0;
   }
 
@@ -235,6 +237,8 @@ export class Model {
 
   private async plan(batch: number, predictOnly = false): Promise<Plan> {
     const c = predictOnly ? null : this.requireCompiled('training');
+    const changed = c ? this.layers.find((l, i) => l.trainable !== c.trainable[i]) : undefined;
+    if (changed) throw new Error(`${changed.name}.trainable changed after compile(): call compile() again so the change takes effect (Keras reads trainable flags at compile time)`);
     const key = `${batch}${c ? '' : ' predict'}`;
     let p = this.plans.get(key);
     if (!p) {

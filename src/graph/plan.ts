@@ -422,7 +422,6 @@ export class Plan {
   }
 
   private binderCache: Binder | null = null;
-  private pending: Promise<void>[] = [];
   private adds = new Map<number, AddKernel>();
   private head: Binder['head'] = null;
 
@@ -490,12 +489,8 @@ export class Plan {
     }
 
     // ---- programs for every (node, batch, mode) the schedules use
-    const sizes = new Set([batch]);
     const chunkSizes: number[] = [];
-    if (layout.microBatch < batch) {
-      for (let s = 0; s < batch; s += layout.microBatch) chunkSizes.push(Math.min(layout.microBatch, batch - s));
-      for (const c of chunkSizes) sizes.add(c);
-    }
+    if (layout.microBatch < batch) for (let s = 0; s < batch; s += layout.microBatch) chunkSizes.push(Math.min(layout.microBatch, batch - s));
     const forwardSet = new Set(layout.region.forward);
     const builds: Promise<void>[] = [];
     const want = (n: PlanNode, size: number, trainingMode: boolean) => {
@@ -507,9 +502,9 @@ export class Plan {
       const ctx: ProgramContext = {
         gpu, batch: size, inShapes: n.inputs.map((t) => t.shape), outShape: n.output.shape, training: trainingMode && training,
         activation: n.activation, folded: n.fold !== null, inputGrads: forwardSet.has(n) ? flags.inputGrads.map(() => false) : flags.inputGrads,
-        paramGrads: forwardSet.has(n) ? false : flags.paramGrads, seed: 0, label: n.members.map((l) => l.name).join('+'),
+        paramGrads: forwardSet.has(n) ? false : flags.paramGrads, seed: this.seed + n.index - 1, // position after the input layer
+        label: n.members.map((l) => l.name).join('+'),
       };
-      ctx.seed = this.seed + n.index - 1; // position after the input layer
       builds.push(n.layer.createProgram(ctx).then((p) => {
         this.programs.set(key, p);
         this.destroyers.push(() => p.destroy());
