@@ -3,11 +3,13 @@
 //
 //   y[m, n] = act(sum_k A[m, k] * B[k, n] + bias[n])
 //   m = output pixel (N*outH*outW), n = output channel, k = (ky, kx, ci).
-//   A[m, k] = x[pixel m shifted by (ky - padTop, kx - padLeft), ci], zero outside the input;
-//   with MASK_IN, A is multiplied by (mask > 0) on load (ReLU backward: dz = dy * (y > 0)).
+//   A[m, k] = x[(oh * STRIDE_H + ky - padTop, ow * STRIDE_W + kx - padLeft), ci] for output
+//   pixel m = (oh, ow), zero outside the input; with MASK_IN, A is multiplied by (mask > 0) on
+//   load (ReLU backward: dz = dy * (y > 0)), with MASK_HI too by (mask < 6) (ReLU6).
 //   B = w in HWIO [kh, kw, cin, cout] = [K, cout]; with ROTATED (input gradient: x = dz, y = dx,
 //   cin and cout are the layer's Cout and Cin) B[(ky, kx, c), n] = w[kh-1-ky, kw-1-kx, n, c],
-//   read in place from the layer's weights.
+//   read in place from the layer's weights. ROTATED with strides: one dispatch per phase of dx,
+//   a stride-1 GEMM with the phase's sub-kernel (see phased() in conv2d_sg.wgsl).
 //
 // A workgroup of 8x8 invocations computes a 32x32 tile of y, each invocation 4x4 outputs
 // (rows ty + 8i, columns tx + 8j, so neighbouring invocations touch neighbouring channels).
@@ -19,7 +21,10 @@ struct Shape {
   inH: u32, inW: u32, cin: u32, cout: u32,
   outH: u32, outW: u32, kh: u32, kw: u32,
   padTop: u32, padLeft: u32, m: u32, colGroups: u32,
-  relu: u32,  // 1: y = max(0, ...) (a uniform, not an override: only the epilogue reads it)
+  act: u32,  // 1: y = max(0, ...), 2: min(max(0, ...), 6) (a uniform: only the epilogue reads it)
+  // Input gradient with strides only (phased()): the layer's kernel width, this phase's first
+  // layer tap and first dx pixel, and dx's height and width.
+  layerKw: u32, tapY0: u32, tapX0: u32, phaseY: u32, phaseX: u32, dxH: u32, dxW: u32,
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
@@ -34,6 +39,29 @@ struct Shape {
 override MASK_IN: bool = false;
 override VEC4: bool = false;
 override ROTATED: bool = false;
+override MASK_HI: bool = false;
+override STRIDE_H: u32 = 1u;
+override STRIDE_W: u32 = 1u;
+
+// The input gradient of a strided layer, one phase per dispatch.
+fn phased() -> bool { return ROTATED && (STRIDE_H > 1u || STRIDE_W > 1u); }
+
+// Where GEMM row m goes in y: row m itself, except in a phase of a strided input gradient.
+fn outPixel(m: u32) -> u32 {
+  if (!phased()) { return m; }
+  let hw = shape.outH * shape.outW;
+  let i = (m % hw) / shape.outW;
+  let j = m % shape.outW;
+  return ((m / hw) * shape.dxH + shape.phaseY + STRIDE_H * i) * shape.dxW + shape.phaseX + STRIDE_W * j;
+}
+
+// The layer's tap under tap t (= ky * kw + kx) of the rotated kernel (ROTATED).
+fn rotatedTap(t: u32) -> u32 {
+  if (phased()) {
+    return (shape.tapY0 + STRIDE_H * (shape.kh - 1u - t / shape.kw)) * shape.layerKw + shape.tapX0 + STRIDE_W * (shape.kw - 1u - t % shape.kw);
+  }
+  return shape.kh * shape.kw - 1u - t;
+}
 
 const BM: u32 = 32u;
 const BN: u32 = 32u;
@@ -43,7 +71,7 @@ var<workgroup> Bs: array<f32, 512>; // [kk][nn], BK x BN
 
 fn loadX(i: u32) -> f32 {
   var v = x[i];
-  if (MASK_IN && !(mask[i] > 0.0)) { v = 0.0; }
+  if (MASK_IN && !(mask[i] > 0.0 && (!MASK_HI || mask[i] < 6.0))) { v = 0.0; }
   return v;
 }
 
@@ -51,7 +79,9 @@ fn loadX4(i: u32) -> vec4f {
   var v = x4[i];
   if (MASK_IN) {
     let mk = vec4f(mask[4u * i], mask[4u * i + 1u], mask[4u * i + 2u], mask[4u * i + 3u]);
-    v = select(vec4f(0.0), v, mk > vec4f(0.0));
+    var keep = mk > vec4f(0.0);
+    if (MASK_HI) { keep = keep & (mk < vec4f(6.0)); }
+    v = select(vec4f(0.0), v, keep);
   }
   return v;
 }
@@ -79,6 +109,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     pixOk[r] = m < shape.m;
     let mc = min(m, shape.m - 1u);
     pix[r] = vec3i(i32(mc / hw), i32((mc % hw) / shape.outW), i32(mc % shape.outW));
+    // The window origin in x (phases of the input gradient are stride-1 GEMMs over dz).
+    if (!ROTATED) { pix[r] *= vec3i(1, i32(STRIDE_H), i32(STRIDE_W)); }
   }
 
   var acc: array<f32, 16>;
@@ -111,7 +143,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           let kr = k0 + kb;
           var v = vec4f(0.0);
           if (kr < kTotal && n0 + nb < shape.cout) {
-            let tr = shape.kh * shape.kw - 1u - kr / shape.cin;
+            let tr = rotatedTap(kr / shape.cin);
             v = w4[((tr * shape.cout + n0 + nb) * shape.cin + kr % shape.cin) / 4u];
           }
           Bs[kb * BN + nb] = v.x;
@@ -155,7 +187,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         var v = 0.0;
         if (kr < kTotal && n0 + nb < shape.cout) {
           if (ROTATED) {
-            v = w[((shape.kh * shape.kw - 1u - kr / shape.cin) * shape.cout + n0 + nb) * shape.cin + kr % shape.cin];
+            v = w[(rotatedTap(kr / shape.cin) * shape.cout + n0 + nb) * shape.cin + kr % shape.cin];
           } else {
             v = w[kr * shape.cout + n0 + nb];
           }
@@ -191,8 +223,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let m = m0 + ty + 8u * i;
       if (m < shape.m) {
         var v = acc[i * 4u + j] + bn;
-        if (shape.relu == 1u) { v = max(v, 0.0); }
-        y[m * shape.cout + n] = v;
+        if (shape.act == 1u) { v = max(v, 0.0); } else if (shape.act == 2u) { v = clamp(v, 0.0, 6.0); }
+        y[outPixel(m) * shape.cout + n] = v;
       }
     }
   }

@@ -2,8 +2,10 @@
 //
 //   dW[k, n] = sum_m A[m, k] * dz[m, n]     (k = (ky, kx, ci), n = output channel)
 //   db[n]    = sum_m dz[m, n]
-//   A[m, k] = x[pixel m shifted by (ky - padTop, kx - padLeft), ci] (zero outside the input),
-//   dz = dy, or dy * (y > 0) with RELU (Keras: the gradient passes where the output is > 0).
+//   A[m, k] = x[(oh * STRIDE_H + ky - padTop, ow * STRIDE_W + kx - padLeft), ci] for output
+//   pixel m = (oh, ow) (zero outside the input),
+//   dz = dy, or dy * (y > 0) with RELU (Keras: the gradient passes where the output is > 0),
+//   dy * (0 < y < 6) with RELU6 too (TF's Relu6Grad).
 //
 // `main` is the portable kernel (any adapter, any channel count): a workgroup of 8x8
 // invocations computes a 32 (k) x 32 (n) tile of dW, 4x4 per invocation, stepping through its
@@ -27,6 +29,9 @@ struct Shape {
 @group(0) @binding(5) var<storage, read_write> outBias: array<f32>;
 
 override RELU: bool = false;
+override RELU6: bool = false;  // with RELU
+override STRIDE_H: u32 = 1u;
+override STRIDE_W: u32 = 1u;
 
 var<workgroup> As: array<f32, 512>; // [mm][kk], 16 x 32
 var<workgroup> Ds: array<f32, 512>; // [mm][nn], 16 x 32
@@ -64,7 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       var v = 0.0;
       if (m < mEnd && k < kTotal) {
         let p = vec3i(i32(m / hw), i32((m % hw) / shape.outW), i32(m % shape.outW));
-        let q = p.yz + d;
+        let q = p.yz * vec2i(i32(STRIDE_H), i32(STRIDE_W)) + d;
         if (q.x >= 0 && q.x < i32(shape.inH) && q.y >= 0 && q.y < i32(shape.inW)) {
           v = x[u32((p.x * i32(shape.inH) + q.x) * i32(shape.inW) + q.y) * shape.cin + ci];
         }
@@ -74,7 +79,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       var dz = 0.0;
       if (m < mEnd && n < shape.cout) {
         dz = dy[m * shape.cout + n];
-        if (RELU && !(y[m * shape.cout + n] > 0.0)) { dz = 0.0; }
+        if (RELU) {
+          let yv = y[m * shape.cout + n];
+          if (!(yv > 0.0 && (!RELU6 || yv < 6.0))) { dz = 0.0; }
+        }
       }
       Ds[mm * 32u + kk] = dz;
     }

@@ -1,7 +1,8 @@
 // Conv2d filter and bias gradients for adapters that run a workgroup of 8 invocations as one
 // SIMD subgroup (lavapipe); same GEMM, split and output layout as conv2d_grad_filter.wgsl's
-// `main` (whose `reduce` adds the splits up). Needs Cin % 4 == 0 and Cout % 4 == 0. With ReLU,
-// dz = dy * (y > 0) comes from a pass of its own (conv2d_grad_input.wgsl), as in conv2d_sg.wgsl.
+// `main` (whose `reduce` adds the splits up), strides included. Needs Cin % 4 == 0 and
+// Cout % 4 == 0. With ReLU (or ReLU6), dz = dy * (y > 0) (* (y < 6)) comes from a pass of its
+// own (conv2d_grad_input.wgsl), as in conv2d_sg.wgsl.
 //
 //   dW[k, n] = sum_m A[m, k] * dz[m, n],  db[n] = sum_m dz[m, n]
 //
@@ -28,6 +29,8 @@ struct Shape {
 @group(0) @binding(5) var<storage, read_write> outBias4: array<vec4f>;
 
 const SG: u32 = 8u;
+override STRIDE_H: u32 = 1u;
+override STRIDE_W: u32 = 1u;
 
 // Output pixel (image, row, column) and, in w, whether it is inside this split.
 struct Pix { b: i32, h: i32, w: i32, ok: bool }
@@ -42,8 +45,8 @@ fn nextPix(p: Pix, m: u32, mEnd: u32) -> Pix {
 }
 
 fn loadX(p: Pix, d: vec2i, ci4: u32, ciOk: bool) -> vec4f {
-  let ih = p.h + d.x;
-  let iw = p.w + d.y;
+  let ih = p.h * i32(STRIDE_H) + d.x;
+  let iw = p.w * i32(STRIDE_W) + d.y;
   let ok = p.ok && ciOk && ih >= 0 && ih < i32(shape.inH) && iw >= 0 && iw < i32(shape.inW);
   let at = select(0u, u32((p.b * i32(shape.inH) + ih) * i32(shape.inW) + iw) * (shape.cin / 4u) + ci4, ok);
   return select(vec4f(0.0), x4[at], ok);

@@ -6,10 +6,16 @@
 //
 //   y[m, n] = act(sum_k A[m, k] * B[k, n] + bias[n])
 //   m = output pixel (N*outH*outW), n = output channel, k = (ky, kx, ci).
-//   A[m, k] = x[pixel m shifted by (ky - padTop, kx - padLeft), ci], zero outside the input.
+//   A[m, k] = x[(oh * STRIDE_H + ky - padTop, ow * STRIDE_W + kx - padLeft), ci] for output
+//   pixel m = (oh, ow), zero outside the input.
 //   B = w in HWIO [kh, kw, cin, cout]; with ROTATED (input gradient: x = dz, y = dx, cin and
 //   cout are the layer's Cout and Cin) B[(ky, kx, c), n] = w[kh-1-ky, kw-1-kx, n, c], read in
 //   place from the layer's weights (4 vec4 along c, transposed in registers).
+//   ROTATED with strides (see phased()): one dispatch per phase of dx, i.e. the input pixels
+//   (phaseY + STRIDE_H * i, phaseX + STRIDE_W * j); the windows over such a pixel all use the
+//   layer taps tapY0 + STRIDE_H * t (likewise in x), so a phase is a stride-1 GEMM over dz with
+//   that sub-kernel (kh x kw here), and no multiply-add is spent on taps that miss the pixel.
+//   A phase no tap reaches has kh or kw = 0 and writes zeros.
 //
 // Why this shape: on llvmpipe every storage load whose offset is not a compile-time constant
 // is executed lane by lane, so a value that all lanes need ("uniform" weights in a classic
@@ -36,7 +42,10 @@ struct Shape {
   inH: u32, inW: u32, cin: u32, cout: u32,
   outH: u32, outW: u32, kh: u32, kw: u32,
   padTop: u32, padLeft: u32, m: u32, colGroups: u32,
-  relu: u32,  // 1: y = max(0, ...) (a uniform, not an override: only the epilogue reads it)
+  act: u32,  // 1: y = max(0, ...), 2: min(max(0, ...), 6) (a uniform: only the epilogue reads it)
+  // Input gradient with strides only (phased()): the layer's kernel width, this phase's first
+  // layer tap and first dx pixel, and dx's height and width.
+  layerKw: u32, tapY0: u32, tapX0: u32, phaseY: u32, phaseX: u32, dxH: u32, dxW: u32,
 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
@@ -50,11 +59,36 @@ const SG: u32 = 8u;          // lanes per workgroup = subgroup
 override PI: u32 = 4u;       // pixel groups of 8 per tile (1..6): tile = 8*PI pixels x 32 channels
 override ROTATED: bool = false;
 override CIN_VEC4: bool = true;  // cin % 4 == 0 (required with ROTATED)
+override STRIDE_H: u32 = 1u;
+override STRIDE_W: u32 = 1u;
 
+// The input gradient of a strided layer, one phase per dispatch.
+fn phased() -> bool { return ROTATED && (STRIDE_H > 1u || STRIDE_W > 1u); }
+
+// Output pixel m's window origin in x (image, row, column), before the padding shift.
 fn pixelOf(m: u32) -> vec3i {
   let mm = min(m, shape.m - 1u);
   let hw = shape.outH * shape.outW;
-  return vec3i(i32(mm / hw), i32((mm % hw) / shape.outW), i32(mm % shape.outW));
+  let p = vec3i(i32(mm / hw), i32((mm % hw) / shape.outW), i32(mm % shape.outW));
+  if (ROTATED) { return p; }  // phases are stride-1 GEMMs over dz
+  return p * vec3i(1, i32(STRIDE_H), i32(STRIDE_W));
+}
+
+// Where GEMM row m goes in y: row m itself, except in a phase of a strided input gradient.
+fn outPixel(m: u32) -> u32 {
+  if (!phased()) { return m; }
+  let hw = shape.outH * shape.outW;
+  let i = (m % hw) / shape.outW;
+  let j = m % shape.outW;
+  return ((m / hw) * shape.dxH + shape.phaseY + STRIDE_H * i) * shape.dxW + shape.phaseX + STRIDE_W * j;
+}
+
+// The layer's tap under the rotated kernel's tap (ky, kx) (ROTATED).
+fn rotatedTap(ky: u32, kx: u32) -> u32 {
+  if (phased()) {
+    return (shape.tapY0 + STRIDE_H * (shape.kh - 1u - ky)) * shape.layerKw + shape.tapX0 + STRIDE_W * (shape.kw - 1u - kx);
+  }
+  return (shape.kh - 1u - ky) * shape.kw + shape.kw - 1u - kx;
 }
 
 // Index of the input pixel under tap offset d for output pixel p, and 1 if inside the input.
@@ -96,8 +130,8 @@ fn rank4(a0: ptr<function, vec4f>, a1: ptr<function, vec4f>, a2: ptr<function, v
 fn store1(m: u32, n4: u32, v: vec4f, mine: bool) {
   if (mine && m < shape.m) {
     var r = v;
-    if (shape.relu == 1u) { r = max(r, vec4f(0.0)); }
-    y4[m * (shape.cout / 4u) + n4] = r;
+    if (shape.act == 1u) { r = max(r, vec4f(0.0)); } else if (shape.act == 2u) { r = clamp(r, vec4f(0.0), vec4f(6.0)); }
+    y4[outPixel(m) * (shape.cout / 4u) + n4] = r;
   }
 }
 
@@ -145,7 +179,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let te = tapBase(pe, d);
       let tf = tapBase(pf, d);
       var row = (ky * shape.kw + kx) * shape.cin * cout4 + n4;
-      if (ROTATED) { row = (((shape.kh - 1u - ky) * shape.kw + shape.kw - 1u - kx) * shape.cout + 4u * n4) * cin4; }
+      if (ROTATED) { row = (rotatedTap(ky, kx) * shape.cout + 4u * n4) * cin4; }
       for (var ci = 0u; ci < cin4; ci++) {
         let xa = loadA(ta, ci);
         var xb = vec4f(0.0); var xc = vec4f(0.0); var xd = vec4f(0.0); var xe = vec4f(0.0); var xf = vec4f(0.0);

@@ -1,6 +1,6 @@
 import { fmtBytes, type Gpu, type GpuOp, type Pipeline } from '../gpu/index.ts';
 
-/** A 2-D convolution layer's shape: stride 1, NHWC activations, HWIO (Keras) weights. */
+/** A 2-D convolution layer's shape: NHWC activations, HWIO (Keras) weights. */
 export interface Conv2dShape {
   batch: number;
   height: number;
@@ -8,10 +8,21 @@ export interface Conv2dShape {
   inChannels: number;
   outChannels: number;
   kernelSize: [number, number];
+  /** [rows, columns], each 1 or 2; default [1, 1]. */
+  strides?: [number, number];
+  /**
+   * TF's rules: 'same' gives out = ceil(in / s) with total padding max((out - 1) * s + k - in, 0),
+   * floor(total / 2) on top / left and the rest bottom / right; 'valid' out = floor((in - k) / s) + 1.
+   */
   padding: 'same' | 'valid';
-  activation: 'relu' | 'linear';
+  /** Fused into the forward output; relu6 = min(max(z, 0), 6). */
+  activation: 'relu' | 'relu6' | 'linear';
+  /** Default true; false: no bias added, forward's `b` and backwardFilter's `db` unused. */
+  useBias?: boolean;
   label?: string;
 }
+
+export type Conv2dActivation = Conv2dShape['activation'];
 
 /**
  * Kernel choices; create() picks them from the adapter and the shape, the tuning script and the
@@ -31,20 +42,52 @@ export interface Conv2dTuning {
   splits: number;
 }
 
-/** Forward and input-gradient GEMM geometry: a stride-1 convolution with explicit padding. */
+/**
+ * Forward and input-gradient GEMM geometry: a convolution with explicit padding (signed: a
+ * phase of a strided input gradient can start its window past its first pixel), strides set
+ * by the pipeline's constants. `phase` only for the input gradient of a strided layer: which dx
+ * pixels (y + sh * i, x + sw * j) the GEMM covers and the layer taps (tapY0 + sh * t, ...) its
+ * sub-kernel stands for.
+ */
 interface Geometry {
   inH: number; inW: number; cin: number; cout: number;
   outH: number; outW: number; kh: number; kw: number;
   padTop: number; padLeft: number; m: number;
+  phase?: { y: number; x: number; tapY0: number; tapX0: number };
+}
+
+/** One axis of a convolution, TF's rules: output size and the padding before the first pixel. */
+export function convAxis(size: number, k: number, stride: number, padding: 'same' | 'valid'): { out: number; padBefore: number } {
+  if (padding === 'valid') return { out: Math.floor((size - k) / stride) + 1, padBefore: 0 };
+  const out = Math.ceil(size / stride);
+  return { out, padBefore: Math.floor(Math.max((out - 1) * stride + k - size, 0) / 2) };
+}
+
+/**
+ * The input gradient along one axis, split by phase r = input index mod stride: the windows
+ * over input index r + stride * i all use the taps tap0 + stride * t (t < taps) and the output
+ * index i + c - t (c = floor((r + pad) / stride)), i.e. a stride-1 correlation of dz with the
+ * rotated sub-kernel and padding taps - 1 - c. With stride 1: one phase, taps = k, pad k-1-pad.
+ */
+function axisPhases(size: number, k: number, stride: number, pad: number): { r: number; count: number; tap0: number; taps: number; padRot: number }[] {
+  const out = [];
+  for (let r = 0; r < Math.min(stride, size); r++) {
+    const tap0 = (r + pad) % stride;
+    const taps = tap0 < k ? Math.ceil((k - tap0) / stride) : 0;
+    out.push({ r, count: Math.ceil((size - r) / stride), tap0, taps, padRot: taps - 1 - Math.floor((r + pad) / stride) });
+  }
+  return out;
 }
 
 const SG = 8; // lanes of the subgroup kernels (their workgroup size)
 const TILE = 32; // rows / columns of every GEMM tile
 
 /**
- * Conv2d forward (y = act(conv(x, w) + b), bias and ReLU fused), input gradient and filter / bias
- * gradients, each an implicit GEMM. Shapes are fixed at create(); ops bind their buffers once
- * and can be replayed.
+ * Conv2d forward (y = act(conv(x, w) + b), bias and ReLU / ReLU6 fused), input gradient and
+ * filter / bias gradients, each an implicit GEMM; strides through the same kernels' STRIDE_H /
+ * STRIDE_W constants (1 leaves the stride-1 kernels exactly as they were), the strided input
+ * gradient as one GEMM per phase of dx. Shapes are fixed at create(); ops bind their buffers
+ * once and can be replayed.
  */
 export class Conv2dKernel {
   readonly label: string;
@@ -52,12 +95,17 @@ export class Conv2dKernel {
   readonly outWidth: number;
   readonly tuning: Readonly<Conv2dTuning>;
 
+  readonly strides: readonly [number, number];
+  readonly useBias: boolean;
+
   private readonly fwd: Geometry;
-  private readonly bwd: Geometry;
+  /** The input-gradient GEMMs: one, or one per phase of dx with strides. */
+  private readonly bwd: Geometry[];
   private readonly uniforms: GPUBuffer[] = [];
   private readonly scratch: GPUBuffer[] = [];
   private dz?: GPUBuffer;
-  private zeroBias?: GPUBuffer;
+  private zeros?: GPUBuffer;
+  private dbScratch?: GPUBuffer;
   private partials?: { weights: GPUBuffer; bias: GPUBuffer };
   /** Which passes run the subgroup kernels (the others the tiled ones). */
   private readonly sub: { forward: boolean; backward: boolean };
@@ -75,23 +123,32 @@ export class Conv2dKernel {
     this.tuning = tuning;
     this.sub = subgroupPasses(tuning, s);
     const [kh, kw] = s.kernelSize;
-    const same = s.padding === 'same';
-    this.outHeight = same ? s.height : s.height - kh + 1;
-    this.outWidth = same ? s.width : s.width - kw + 1;
-    // TF 'same': pad_top = floor((kh - 1) / 2), the extra row (even kernels) at the bottom.
-    const padTop = same ? Math.floor((kh - 1) / 2) : 0;
-    const padLeft = same ? Math.floor((kw - 1) / 2) : 0;
+    const [sh, sw] = s.strides ?? [1, 1];
+    this.strides = [sh, sw];
+    this.useBias = s.useBias ?? true;
+    const rows = convAxis(s.height, kh, sh, s.padding);
+    const cols = convAxis(s.width, kw, sw, s.padding);
+    this.outHeight = rows.out;
+    this.outWidth = cols.out;
     this.fwd = {
       inH: s.height, inW: s.width, cin: s.inChannels, cout: s.outChannels,
-      outH: this.outHeight, outW: this.outWidth, kh, kw, padTop, padLeft,
+      outH: this.outHeight, outW: this.outWidth, kh, kw, padTop: rows.padBefore, padLeft: cols.padBefore,
       m: s.batch * this.outHeight * this.outWidth,
     };
-    // dx = conv(dz, rotated w) with the complementary padding; Cin and Cout swap roles.
-    this.bwd = {
-      inH: this.outHeight, inW: this.outWidth, cin: s.outChannels, cout: s.inChannels,
-      outH: s.height, outW: s.width, kh, kw, padTop: kh - 1 - padTop, padLeft: kw - 1 - padLeft,
-      m: s.batch * s.height * s.width,
-    };
+    // dx = conv(dz, rotated w) with the complementary padding, Cin and Cout swapping roles; with
+    // strides, per phase of dx (stride 1: the single phase is the whole of dx).
+    const strided = sh > 1 || sw > 1;
+    this.bwd = [];
+    for (const py of axisPhases(s.height, kh, sh, rows.padBefore)) {
+      for (const px of axisPhases(s.width, kw, sw, cols.padBefore)) {
+        this.bwd.push({
+          inH: this.outHeight, inW: this.outWidth, cin: s.outChannels, cout: s.inChannels,
+          outH: py.count, outW: px.count, kh: py.taps, kw: px.taps, padTop: py.padRot, padLeft: px.padRot,
+          m: s.batch * py.count * px.count,
+          phase: strided ? { y: py.r, x: px.r, tapY0: py.tap0, tapX0: px.tap0 } : undefined,
+        });
+      }
+    }
   }
 
   /**
@@ -100,21 +157,31 @@ export class Conv2dKernel {
    */
   static async create(gpu: Gpu, shape: Conv2dShape, tuning: Partial<Conv2dTuning> = {}): Promise<Conv2dKernel> {
     const t = Conv2dKernel.plan(gpu, shape, tuning);
-    const relu = shape.activation === 'relu';
+    const masked = shape.activation !== 'linear';
+    // Constants only where they differ from the shaders' defaults, so the stride-1 ReLU / linear
+    // pipelines are the very ones (and cache keys) they were before strides and ReLU6.
+    const relu6: Record<string, number> = shape.activation === 'relu6' ? { MASK_HI: 1 } : {};
+    const [sh, sw] = shape.strides ?? [1, 1];
+    const strides: Record<string, number> = sh > 1 || sw > 1 ? { STRIDE_H: sh, STRIDE_W: sw } : {};
     const cinVec4 = shape.inChannels % 4 === 0;
     const vec4 = cinVec4 && shape.outChannels % 4 === 0;
     const sub = subgroupPasses(t, shape);
     // The ReLU backward mask: applied on load by the portable kernels, by a pass of its own
     // before the subgroup ones (see conv2d_grad_input.wgsl).
     const gemm = (rotated: boolean, subgroup: boolean) => subgroup
-      ? gpu.pipeline('conv2d_sg', { entryPoint: 'main', constants: { PI: t.pixelGroups, ROTATED: rotated ? 1 : 0, CIN_VEC4: rotated || cinVec4 ? 1 : 0 } })
-      : gpu.pipeline('conv2d', { entryPoint: 'main', constants: { VEC4: vec4 ? 1 : 0, ROTATED: rotated ? 1 : 0, MASK_IN: rotated && relu ? 1 : 0 } });
+      ? gpu.pipeline('conv2d_sg', { entryPoint: 'main', constants: { PI: t.pixelGroups, ROTATED: rotated ? 1 : 0, CIN_VEC4: rotated || cinVec4 ? 1 : 0, ...strides } })
+      : gpu.pipeline('conv2d', { entryPoint: 'main', constants: { VEC4: vec4 ? 1 : 0, ROTATED: rotated ? 1 : 0, MASK_IN: rotated && masked ? 1 : 0, ...(rotated ? relu6 : {}), ...strides } });
     const [forward, backwardInput, reluMask, filter, reduce] = await Promise.all([
       gemm(false, sub.forward),
       gemm(true, sub.backward),
-      relu && sub.backward ? gpu.pipeline('conv2d_grad_input', { entryPoint: 'relu_mask' }) : undefined,
-      sub.backward ? gpu.pipeline('conv2d_grad_filter_sg', { entryPoint: 'main' })
-        : gpu.pipeline('conv2d_grad_filter', { entryPoint: 'main', constants: { RELU: relu ? 1 : 0 } }),
+      masked && sub.backward
+        ? gpu.pipeline('conv2d_grad_input', { entryPoint: 'relu_mask', constants: shape.activation === 'relu6' ? { RELU6: 1 } : {} })
+        : undefined,
+      sub.backward ? gpu.pipeline('conv2d_grad_filter_sg', { entryPoint: 'main', constants: strides })
+        : gpu.pipeline('conv2d_grad_filter', {
+          entryPoint: 'main',
+          constants: { RELU: masked ? 1 : 0, ...(shape.activation === 'relu6' ? { RELU6: 1 } : {}), ...strides },
+        }),
       gpu.pipeline('conv2d_grad_filter', { entryPoint: 'reduce' }),
     ]);
     return new Conv2dKernel(gpu, shape, t, { forward, backwardInput, reluMask, filter, reduce });
@@ -136,14 +203,19 @@ export class Conv2dKernel {
       if (!Number.isInteger(v) || (v as number) < 1) fail(`${name} must be a positive integer, got ${String(v)}`);
     }
     if (shape.padding !== 'same' && shape.padding !== 'valid') fail(`padding must be 'same' or 'valid', got ${String(shape.padding)}`);
-    if (shape.activation !== 'relu' && shape.activation !== 'linear') fail(`activation must be 'relu' or 'linear', got ${String(shape.activation)}`);
+    if (!['relu', 'relu6', 'linear'].includes(shape.activation)) fail(`activation must be 'relu', 'relu6' or 'linear', got ${String(shape.activation)}`);
+    if (shape.useBias !== undefined && typeof shape.useBias !== 'boolean') fail(`useBias must be true or false, got ${String(shape.useBias)}`);
+    const strides = shape.strides ?? [1, 1];
+    if (!Array.isArray(strides) || strides.length !== 2 || !strides.every((v) => v === 1 || v === 2)) {
+      fail(`strides must be [rows, columns] with each 1 or 2, got ${JSON.stringify(shape.strides)}`);
+    }
     const [kh, kw] = shape.kernelSize;
     if (shape.padding === 'valid' && (kh > shape.height || kw > shape.width)) {
       fail(`the ${kh}x${kw} kernel is larger than the ${shape.height}x${shape.width} input with 'valid' padding`);
     }
 
-    const outH = shape.padding === 'same' ? shape.height : shape.height - kh + 1;
-    const outW = shape.padding === 'same' ? shape.width : shape.width - kw + 1;
+    const outH = convAxis(shape.height, kh, strides[0], shape.padding).out;
+    const outW = convAxis(shape.width, kw, strides[1], shape.padding).out;
     const kTotal = kh * kw * shape.inChannels;
     const m = shape.batch * outH * outW;
     const max = gpu.limits.maxStorageBufferBindingSize;
@@ -193,29 +265,39 @@ export class Conv2dKernel {
     return { forward: f, backwardInput: f, backwardFilter: f };
   }
 
-  /** y = act(conv(x, w) + b). */
-  forward(b: { x: GPUBuffer; w: GPUBuffer; b: GPUBuffer; y: GPUBuffer }): GpuOp {
-    this.checkSizes('forward', { x: [b.x, this.inputBytes()], w: [b.w, this.weightBytes()], b: [b.b, this.shape.outChannels * 4], y: [b.y, this.outputBytes()] });
-    return this.gemm('forward', this.sub.forward, this.pipelines.forward, this.fwd, b.x, b.x, b.w, b.b, b.y, this.shape.activation === 'relu');
+  /** y = act(conv(x, w) + b), overwritten; b (Cout floats) is required, and ignored when useBias is false. */
+  forward(b: { x: GPUBuffer; w: GPUBuffer; b?: GPUBuffer; y: GPUBuffer }): GpuOp {
+    const bias = this.useBias ? b.b : this.zeroBuffer();
+    if (!bias) throw new Error(`${this.label}: conv2d.forward needs b (the bias) because useBias is true`);
+    this.checkSizes('forward', { x: [b.x, this.inputBytes()], w: [b.w, this.weightBytes()], b: [bias, this.shape.outChannels * 4], y: [b.y, this.outputBytes()] });
+    return this.gemm('forward', this.sub.forward, this.pipelines.forward, this.fwd, b.x, b.x, b.w, bias, b.y, this.shape.activation);
   }
 
   /**
-   * dx = dL/dx from dy = dL/dy; with ReLU, y (the forward output) masks dy: dz = dy * (y > 0).
-   * The forward GEMM on dz and the rotated kernel, read in place from w.
+   * dx = dL/dx from dy = dL/dy (overwritten, every element: pixels no window covers get 0); with
+   * ReLU, y (the forward output) masks dy: dz = dy * (y > 0), with ReLU6 dy * (0 < y < 6). The
+   * forward GEMM on dz and the rotated kernel, read in place from w; with strides one GEMM per
+   * phase of dx (the pixels of one row and column parity).
    */
   backwardInput(b: { dy: GPUBuffer; y?: GPUBuffer; w: GPUBuffer; dx: GPUBuffer }): GpuOp {
     const mask = this.requireY('backwardInput', b.y);
     this.checkSizes('backwardInput', { dy: [b.dy, this.outputBytes()], y: [mask ?? b.dy, this.outputBytes()], w: [b.w, this.weightBytes()], dx: [b.dx, this.inputBytes()] });
-    this.zeroBias ??= this.keep(this.gpu.createBuffer(`${this.label} conv2d.zero_bias`, this.shape.inChannels * 4));
+    const zeros = this.zeroBuffer();
     const { pre, dz, mask: onLoad } = this.maskFirst('backwardInput', b.dy, mask);
-    const gemm = this.gemm('backwardInput', this.sub.backward, this.pipelines.backwardInput, this.bwd, dz, onLoad ?? dz, b.w, this.zeroBias, b.dx);
-    return sequence(gemm.label, [...pre, gemm]);
+    const gemms = this.bwd.map((g) => this.gemm('backwardInput', this.sub.backward, this.pipelines.backwardInput, g, dz, onLoad ?? dz, b.w, zeros, b.dx));
+    return sequence(gemms[0].label, [...pre, ...gemms]);
   }
 
-  /** dw = dL/dw and db = dL/db (overwritten), from x and dy (and y when the activation is ReLU). */
-  backwardFilter(b: { x: GPUBuffer; dy: GPUBuffer; y?: GPUBuffer; dw: GPUBuffer; db: GPUBuffer }): GpuOp {
+  /**
+   * dw = dL/dw and db = dL/db (both overwritten), from x and dy (and y when the activation is ReLU
+   * or ReLU6). With useBias false, db is not needed and not written.
+   */
+  backwardFilter(b: { x: GPUBuffer; dy: GPUBuffer; y?: GPUBuffer; dw: GPUBuffer; db?: GPUBuffer }): GpuOp {
     const mask = this.requireY('backwardFilter', b.y);
-    this.checkSizes('backwardFilter', { x: [b.x, this.inputBytes()], dy: [b.dy, this.outputBytes()], y: [mask ?? b.dy, this.outputBytes()], dw: [b.dw, this.weightBytes()], db: [b.db, this.shape.outChannels * 4] });
+    // Without a bias the kernels still sum dz per channel: into scratch nobody reads.
+    const db = this.useBias ? b.db : (this.dbScratch ??= this.keep(this.gpu.createBuffer(`${this.label} conv2d.db_unused`, this.shape.outChannels * 4)));
+    if (!db) throw new Error(`${this.label}: conv2d.backwardFilter needs db (the bias gradient) because useBias is true`);
+    this.checkSizes('backwardFilter', { x: [b.x, this.inputBytes()], dy: [b.dy, this.outputBytes()], y: [mask ?? b.dy, this.outputBytes()], dw: [b.dw, this.weightBytes()], db: [db, this.shape.outChannels * 4] });
     const { pre, dz, mask: onLoad } = this.maskFirst('backwardFilter', b.dy, mask);
     const gpu = this.gpu;
     const g = this.fwd;
@@ -235,7 +317,7 @@ export class Conv2dKernel {
       };
     }
     const out = splits > 1 ? this.partials!.weights : b.dw;
-    const outBias = splits > 1 ? this.partials!.bias : b.db;
+    const outBias = splits > 1 ? this.partials!.bias : db;
     const shape = this.uniform('filter', new Uint32Array([
       g.inH, g.inW, g.cin, g.cout, g.outH, g.outW, g.kh, g.kw, g.padTop, g.padLeft, g.m, colGroups,
       kTiles, mPerSplit, used, 0,
@@ -253,7 +335,7 @@ export class Conv2dKernel {
     const rshape = this.uniform('reduce', new Uint32Array([kc, g.cout, used, 0]));
     const reduceLabel = `${this.label} conv2d.backwardFilter.reduce ${this.dims()} splits=${used}`;
     const reduceOp = gpu.dispatch(reduceLabel, r,
-      gpu.bindGroup(r, { rshape, part: this.partials!.weights, partBias: this.partials!.bias, dw: b.dw, db: b.db }, reduceLabel),
+      gpu.bindGroup(r, { rshape, part: this.partials!.weights, partBias: this.partials!.bias, dw: b.dw, db }, reduceLabel),
       gpu.grid(Math.ceil((kc + g.cout) / 256)));
     return sequence(label, [...pre, filterOp, reduceOp]);
   }
@@ -264,30 +346,42 @@ export class Conv2dKernel {
     this.uniforms.length = 0;
     this.scratch.length = 0;
     this.dz = undefined;
-    this.zeroBias = undefined;
+    this.zeros = undefined;
+    this.dbScratch = undefined;
     this.partials = undefined;
   }
 
   // ---------------------------------------------------------------- internals
 
-  private gemm(pass: string, sub: boolean, p: Pipeline, g: Geometry, x: GPUBuffer, mask: GPUBuffer, w: GPUBuffer, bias: GPUBuffer, y: GPUBuffer, relu = false): GpuOp {
+  private gemm(pass: string, sub: boolean, p: Pipeline, g: Geometry, x: GPUBuffer, mask: GPUBuffer, w: GPUBuffer, bias: GPUBuffer, y: GPUBuffer, act: Conv2dActivation = 'linear'): GpuOp {
     const gpu = this.gpu;
     const rows = sub ? SG * this.tuning.pixelGroups : TILE;
     const colGroups = sub ? Math.ceil(g.cout / 4 / SG) : Math.ceil(g.cout / TILE);
+    const ph = g.phase;
+    // Signed paddings wrap to their two's complement; the shaders read them back with i32().
     const shape = this.uniform(pass, new Uint32Array([
       g.inH, g.inW, g.cin, g.cout, g.outH, g.outW, g.kh, g.kw, g.padTop, g.padLeft, g.m, colGroups,
-      relu ? 1 : 0,
+      act === 'relu' ? 1 : act === 'relu6' ? 2 : 0,
+      this.shape.kernelSize[1], ph?.tapY0 ?? 0, ph?.tapX0 ?? 0, ph?.y ?? 0, ph?.x ?? 0, this.shape.height, this.shape.width,
     ]));
     const res: Record<string, GPUBuffer> = sub
       ? { shape, x4: x, x, w4: w, bias4: bias, y4: y }
       : { shape, x, mask, w, bias, y, x4: x, w4: w };
-    const label = `${this.label} conv2d.${pass} ${this.dims()}`;
+    const label = `${this.label} conv2d.${pass} ${this.dims()}${ph ? ` phase=${ph.y},${ph.x}` : ''}`;
     return gpu.dispatch(label, p, gpu.bindGroup(p, res, label), gpu.grid(colGroups * Math.ceil(g.m / rows)));
   }
 
+  /** Zeros for the bias slot of GEMMs without one (Cin or Cout floats, vec4-padded). */
+  private zeroBuffer(): GPUBuffer {
+    const s = this.shape;
+    this.zeros ??= this.keep(this.gpu.createBuffer(`${this.label} conv2d.zero_bias`, Math.ceil(Math.max(s.inChannels, s.outChannels) / 4) * 16));
+    return this.zeros;
+  }
+
   /**
-   * With ReLU and the subgroup kernels: a pass writing dz = dy * (y > 0) to scratch, which the
-   * GEMM then reads. Otherwise the GEMM reads dy and masks it with `mask` as it loads it.
+   * With ReLU or ReLU6 and the subgroup kernels: a pass writing dz = dy * (y > 0) (ReLU6: also
+   * * (y < 6)) to scratch, which the GEMM then reads. Otherwise the GEMM reads dy and masks it
+   * with `mask` as it loads it.
    */
   private maskFirst(pass: string, dy: GPUBuffer, mask: GPUBuffer | undefined): { pre: GpuOp[]; dz: GPUBuffer; mask?: GPUBuffer } {
     const p = this.pipelines.reluMask;
@@ -302,7 +396,9 @@ export class Conv2dKernel {
 
   private dims(): string {
     const s = this.shape;
-    return `N=${s.batch} H=${s.height} W=${s.width} Cin=${s.inChannels} Cout=${s.outChannels} k=${s.kernelSize[0]}x${s.kernelSize[1]} ${s.padding}`;
+    const [sh, sw] = this.strides;
+    return `N=${s.batch} H=${s.height} W=${s.width} Cin=${s.inChannels} Cout=${s.outChannels} k=${s.kernelSize[0]}x${s.kernelSize[1]}` +
+      `${sh > 1 || sw > 1 ? ` s=${sh}x${sw}` : ''} ${s.padding}`;
   }
 
   private uniform(what: string, data: Uint32Array): GPUBuffer {
@@ -317,8 +413,8 @@ export class Conv2dKernel {
   }
 
   private requireY(pass: string, y: GPUBuffer | undefined): GPUBuffer | undefined {
-    if (this.shape.activation !== 'relu') return undefined;
-    if (!y) throw new Error(`${this.label}: conv2d.${pass} needs y (the forward output) because the activation is 'relu'`);
+    if (this.shape.activation === 'linear') return undefined;
+    if (!y) throw new Error(`${this.label}: conv2d.${pass} needs y (the forward output) because the activation is '${this.shape.activation}'`);
     return y;
   }
 
@@ -347,7 +443,8 @@ export class Conv2dKernel {
 
 function describe(s: Conv2dShape): string {
   const k = Array.isArray(s.kernelSize) ? s.kernelSize.join('x') : String(s.kernelSize);
-  return `[N=${s.batch}, H=${s.height}, W=${s.width}, Cin=${s.inChannels}] -> Cout=${s.outChannels}, kernel ${k}, padding ${s.padding}`;
+  const st = s.strides === undefined ? '' : `, strides ${Array.isArray(s.strides) ? s.strides.join('x') : String(s.strides)}`;
+  return `[N=${s.batch}, H=${s.height}, W=${s.width}, Cin=${s.inChannels}] -> Cout=${s.outChannels}, kernel ${k}${st}, padding ${s.padding}`;
 }
 
 /** The forward subgroup kernel needs Cout % 4 == 0, the backward ones Cin % 4 == 0 as well. */
