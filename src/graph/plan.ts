@@ -216,7 +216,6 @@ export function layoutPlan(spec: PlanSpec, binder?: () => Binder): Layout {
     return v;
   };
   const inputBuf = fixedBuf('input', inSize * batch);
-  // a boundary that is an alias of the input (e.g. a Flatten of it) is the input buffer itself
   const boundaryBuf = (t: SymbolicTensor) => fixedBuf(`boundary ${t.sourceLayer.name}`, sizeOf(t.shape) * batch);
 
   const pool = new SlotPool();
@@ -246,6 +245,7 @@ export function layoutPlan(spec: PlanSpec, binder?: () => Binder): Layout {
     const copies: { from: VBuf; to: VBuf; floats: number }[] = [];
     for (const t of boundaries) {
       const from = buf.get(t)!;
+      // an alias of the input (a Flatten of it) is the input buffer itself: nothing to cache then
       if (from === chunkIn || from === inputBuf) { buf.set(t, inputBuf); cacheable = false; continue; }
       if (from.fixed) continue;
       const to = boundaryBuf(t); // an alias (Flatten) of a forward-only tensor, or a micro-batch piece
