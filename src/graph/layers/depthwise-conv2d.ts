@@ -1,52 +1,25 @@
 import { DepthwiseConv2dKernel } from '../../kernels/depthwise-conv2d.ts';
-import { activationName, parseActivation, reluCap, type Act } from '../activations.ts';
 import { glorotUniform, type Random } from '../initializers.ts';
-import { convOutSize, expectImage, pair, Param, UnaryLayer, type BackwardReads, type LayerProgram, type ProgramContext } from '../layer.ts';
+import { Param, type ProgramContext } from '../layer.ts';
+import { ConvLayer, type ConvKernelOps, type ConvOptions } from './conv-base.ts';
 
-export interface DepthwiseConv2DConfig {
-  kernelSize: number | [number, number];
-  strides?: number | [number, number];
-  padding?: 'same' | 'valid';
+export interface DepthwiseConv2DConfig extends ConvOptions {
   depthMultiplier?: number;
-  activation?: string;
-  useBias?: boolean;
-  name?: string;
 }
 
 /** Keras's DepthwiseConv2D: depthwise_kernel [kh, kw, cin, multiplier]; output channel c * multiplier + m. */
-export class DepthwiseConv2D extends UnaryLayer {
+export class DepthwiseConv2D extends ConvLayer {
   readonly className = 'DepthwiseConv2D';
-  readonly kernelSize: [number, number];
-  readonly strides: [number, number];
-  readonly padding: 'same' | 'valid';
   readonly depthMultiplier: number;
-  readonly activation: Act;
-  readonly useBias: boolean;
 
   constructor(config: DepthwiseConv2DConfig) {
-    super(config.name, 'depthwise_conv2d');
-    this.kernelSize = pair(config.kernelSize, [3, 3], 'kernelSize', this.name);
-    if (this.kernelSize.some((k) => k > 7)) throw new Error(`${this.name}: kernel sizes up to 7x7 are supported, got ${this.kernelSize.join('x')}`);
-    this.strides = pair(config.strides, [1, 1], 'strides', this.name);
-    if (this.strides.some((s) => s > 2)) throw new Error(`${this.name}: strides 1 or 2 are supported, got ${JSON.stringify(config.strides)}`);
-    this.padding = config.padding ?? 'valid';
-    if (this.padding !== 'same' && this.padding !== 'valid') throw new Error(`${this.name}: padding must be 'same' or 'valid', got '${this.padding}'`);
+    super(config, 'depthwise_conv2d', 'DepthwiseConv2D');
     this.depthMultiplier = config.depthMultiplier ?? 1;
     if (!Number.isInteger(this.depthMultiplier) || this.depthMultiplier < 1) throw new Error(`${this.name}: depthMultiplier must be a positive integer, got ${config.depthMultiplier}`);
-    this.activation = parseActivation(config.activation, this.name);
-    if (this.activation.kind !== 'linear' && !reluCap(this.activation)) {
-      throw new Error(`${this.name}: a ${activationName(this.activation)} activation on DepthwiseConv2D is not supported (use 'relu', 'relu6' or 'linear', or a separate Activation layer)`);
-    }
-    this.useBias = config.useBias ?? true;
   }
 
-  computeOutputShape(s: number[]): number[] {
-    const [h, w, c] = expectImage(this, s);
-    const [kh, kw] = this.kernelSize;
-    const oh = convOutSize(h, kh, this.strides[0], this.padding);
-    const ow = convOutSize(w, kw, this.strides[1], this.padding);
-    if (oh <= 0 || ow <= 0) throw new Error(`${this.name} (DepthwiseConv2D): a ${kh}x${kw} 'valid' kernel does not fit an input of ${h}x${w}`);
-    return [oh, ow, c * this.depthMultiplier];
+  protected outChannels(inChannels: number): number {
+    return inChannels * this.depthMultiplier;
   }
 
   protected override build(s: number[][], random: Random): void {
@@ -57,40 +30,11 @@ export class DepthwiseConv2D extends UnaryLayer {
     if (this.useBias) this.params.push(new Param(`${this.name}/bias`, [cin * this.depthMultiplier], new Float32Array(cin * this.depthMultiplier)));
   }
 
-  override get ownActivation(): Act {
-    return this.activation;
-  }
-
-  override acceptsActivation(act: Act): boolean {
-    return this.activation.kind === 'linear' && reluCap(act) !== null;
-  }
-
-  override get acceptsFold(): boolean {
-    return true;
-  }
-
-  override backwardReads(ctx: Pick<ProgramContext, 'activation' | 'paramGrads'>): BackwardReads {
-    return { inputs: ctx.paramGrads, output: ctx.activation.kind !== 'linear' };
-  }
-
-  async createProgram(ctx: ProgramContext): Promise<LayerProgram> {
+  protected createKernel(ctx: ProgramContext, activation: 'linear' | 'relu' | 'relu6', useBias: boolean): Promise<ConvKernelOps> {
     const [height, width, channels] = ctx.inShapes[0];
-    const act = ctx.activation.kind === 'linear' ? 'linear' : reluCap(ctx.activation);
-    if (!act) throw new Error(`internal: ${this.name} cannot apply ${activationName(ctx.activation)}`);
-    const bias = this.useBias || ctx.folded;
-    const k = await DepthwiseConv2dKernel.create(ctx.gpu, {
+    return DepthwiseConv2dKernel.create(ctx.gpu, {
       batch: ctx.batch, height, width, channels, kernelSize: this.kernelSize, strides: this.strides, padding: this.padding,
-      depthMultiplier: this.depthMultiplier, useBias: bias, activation: act, label: ctx.label,
+      depthMultiplier: this.depthMultiplier, useBias, activation, label: ctx.label,
     });
-    return {
-      forward: ({ xs, y, params }) => [k.forward({ x: xs[0], w: params[0], b: bias ? params[1] : undefined, y })],
-      backward: ({ xs, y, dy, dxs, params, grads }) => {
-        const ops = [];
-        if (grads[0]) ops.push(k.backwardFilter({ x: xs[0], dy, y, dw: grads[0], db: bias ? grads[1] ?? undefined : undefined }));
-        if (dxs[0]) ops.push(k.backwardInput({ dy, y, w: params[0], dx: dxs[0] }));
-        return ops;
-      },
-      destroy: () => k.destroy(),
-    };
   }
 }
