@@ -207,6 +207,25 @@ describe('layer graph', () => {
     expectClose(outs[0], outs[1], 1e-5, 'folded vs unfolded');
   });
 
+  it('freezing a trained conv + BatchNormalization folds the statistics training left on the device', async () => {
+    const input = Input({ shape: [6, 6, 3] });
+    let x = new Conv2D({ filters: 4, kernelSize: 3, padding: 'same', useBias: false, name: 'c' }).apply(input);
+    x = new BatchNormalization({ momentum: 0.5, name: 'bn' }).apply(x);
+    x = new ReLU({ maxValue: 6 }).apply(x);
+    const m = new Model({ inputs: input, outputs: new Dense({ units: 1, activation: 'sigmoid' }).apply(new GlobalAveragePooling2D().apply(x)) });
+    m.compile({ optimizer: new SGD({ learningRate: 0.1 }), loss: 'binary_crossentropy' });
+    const xs = randomArray(4 * 6 * 6 * 3, 41, 0, 2);
+    const ys = new Float32Array([1, 0, 0, 1]);
+    for (let i = 0; i < 3; i++) await m.trainOnBatch(xs, ys);
+    const before = await m.predict(xs);
+    m.getLayer('c').trainable = false;
+    m.getLayer('bn').trainable = false;
+    m.compile({ optimizer: new SGD({ learningRate: 0.1 }), loss: 'binary_crossentropy' });
+    const plan = await m.compiledPlan(4);
+    expect(plan.layout.nodes.some((n) => n.fold?.name === 'bn')).toBe(true);
+    expectClose(await m.predict(xs), before, 1e-5, 'predictions after folding');
+  });
+
   it('weights of every layer kind round-trip through Keras HDF5 and the manifest format (BN moving statistics included)', async () => {
     const { mkdtemp, rm } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');

@@ -247,6 +247,11 @@ export abstract class Layer {
     return null;
   }
 
+  /** Whether foldWeights() would fold now (cheap: the plan asks before building anything). */
+  get canFold(): boolean {
+    return false;
+  }
+
   /** For producers: whether a per-output-channel affine can fold into the weights (kernel last axes = output channels). */
   get acceptsFold(): boolean {
     return false;

@@ -80,8 +80,7 @@ export function planNodes(spec: Pick<PlanSpec, 'layers' | 'output' | 'loss'>): P
     if (layer instanceof InputLayer || absorbed.has(layer)) return;
     const node: PlanNode = { layer, members: [layer], inputs: layer.inputs, output: layer.output!, activation: layer.ownActivation, fold: null, trainable: layer.trainableParams.length > 0, grad: false, index };
     let next = soleReader(readers, node.output, spec.output);
-    if (next && layer.acceptsFold && !node.trainable && node.activation.kind === 'linear' && layer.params.length > 0 &&
-        next.foldWeights(layer.params[0], layer.params[1] ?? null) !== null) {
+    if (next && layer.acceptsFold && next.canFold && !node.trainable && node.activation.kind === 'linear' && layer.params.length > 0) {
       node.fold = next;
       node.members.push(next);
       absorbed.add(next);
@@ -481,6 +480,8 @@ export class Plan {
     // ---- folded weights (frozen conv + inference BN), refreshed when either changes
     for (const n of layout.nodes) {
       if (!n.fold) continue;
+      // host copies are stale once training wrote the device (a BN's moving statistics, a conv trained before it was frozen)
+      for (const l of n.members) for (const p of l.params) await p.read();
       const k = n.layer.params[0];
       const f = n.fold.foldWeights(k, n.layer.params[1] ?? null)!;
       const entry = { node: n, kernel: gpu.upload(`${n.layer.name} kernel (${n.fold.name} folded)`, f.kernel), bias: gpu.upload(`${n.layer.name} bias (${n.fold.name} folded)`, f.bias), versions: this.foldVersions(n) };

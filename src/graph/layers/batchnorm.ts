@@ -70,8 +70,13 @@ export class BatchNormalization extends UnaryLayer {
     return { inputs: this.batchStats(ctx), output: false };
   }
 
+  override get canFold(): boolean {
+    return !this.trainable; // a trainable BN normalises with batch statistics in training steps
+  }
+
+  /** Reads host copies of the weights: the plan reads them back from the device first. */
   override foldWeights(kernel: Param, bias: Param | null): { kernel: Float32Array; bias: Float32Array } | null {
-    if (this.trainable) return null; // a trainable BN normalises with batch statistics in training steps
+    if (!this.canFold) return null;
     const q = this.parts;
     return foldBatchNorm({
       kernel: kernel.host, kernelShape: kernel.shape, bias: bias?.host ?? null,
