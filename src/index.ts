@@ -8,6 +8,9 @@ export { Model, NonFiniteLossError, type Batch, type BatchSource, type Callback,
 export { SGD, type Optimizer } from './graph/optimizers.ts';
 export { ArrayBatches } from './graph/array-batches.ts';
 export { VGG16, type VGG16Config } from './graph/vgg16.ts';
+export { MobileNetV2, type MobileNetV2Config } from './graph/mobilenet-v2.ts';
+export { ResNet50, type ResNet50Config } from './graph/resnet50.ts';
+export { mobilenetV2, resnet50, vgg16 } from './graph/preprocess.ts';
 export { convertWeights, exportWeights, importWeights, readWeights } from './io/weights.ts';
 export { collectLayerWeights, loadLayerWeights } from './io/model-weights.ts';
 export { fetchWeights } from './io/weights-fetch.ts';

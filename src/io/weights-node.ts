@@ -1,4 +1,5 @@
-// Node side of weights I/O: files, Keras HDF5 conversion, and the ImageNet VGG16 weights cache.
+// Node side of weights I/O: files, Keras HDF5 conversion, and the ImageNet weights cache (VGG16,
+// ResNet50, MobileNetV2: the files are listed in imagenet-files.ts).
 
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -7,6 +8,7 @@ import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { downloadFile, md5File, textProgress } from './download-node.ts';
 import { readKerasH5, writeKerasH5, type KerasH5Weights } from './keras-h5-node.ts';
+import { VGG16_NOTOP, type ImagenetWeightsFile } from './imagenet-files.ts';
 import { collectLayerWeights, type WeightedModel } from './model-weights.ts';
 import {
   buildWeightsManifest,
@@ -20,17 +22,7 @@ import {
   type WeightsSourceOptions,
 } from './weights-manifest.ts';
 
-export { textProgress };
-
-/** Keras's ImageNet weights for VGG16 without its top (keras/applications/vgg16.py). */
-export const VGG16_NOTOP = {
-  fileName: 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
-  url: 'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
-  md5: '6d6bbae143d832006294945121d1f1fc',
-  bytes: 58_889_256,
-  /** Folder of the converted manifest + .bin inside the cache. */
-  converted: 'vgg16_notop',
-} as const;
+export { textProgress, VGG16_NOTOP };
 
 export const MANIFEST_FILE = 'manifest.json';
 const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
@@ -154,13 +146,14 @@ async function writeConverted(h5: KerasH5Weights, h5Path: string, outDir: string
   return writeWeightsFiles(outDir, h5.layers.filter((l) => l.weights.length > 0), { model, source });
 }
 
-function manualInstructions(cacheDir: string): string {
-  return `To supply the file by hand, download ${VGG16_NOTOP.fileName} (${VGG16_NOTOP.bytes.toLocaleString('en-US')} bytes, MD5 ${VGG16_NOTOP.md5}) from\n` +
-    `  ${VGG16_NOTOP.url}\n` +
+function manualInstructions(file: ImagenetWeightsFile, cacheDir: string): string {
+  const facts = [file.bytes === undefined ? '' : `${file.bytes.toLocaleString('en-US')} bytes`, file.md5 ? `MD5 ${file.md5}` : ''].filter(Boolean).join(', ');
+  return `To supply the file by hand, download ${file.fileName}${facts ? ` (${facts})` : ''} from\n` +
+    `  ${file.url}\n` +
     `on a machine with network access, then one of:\n` +
-    `  - copy it to ${join(cacheDir, VGG16_NOTOP.fileName)} (the cache folder; set WEBGPU_FINETUNE_CACHE to use another)\n` +
-    `  - copy it to Keras's cache, ${join(kerasModelsDir(), VGG16_NOTOP.fileName)}\n` +
-    `  - pass its path: VGG16({ weights: '/path/to/${VGG16_NOTOP.fileName}' }) (command line: --weights /path/to/${VGG16_NOTOP.fileName}).`;
+    `  - copy it to ${join(cacheDir, file.fileName)} (the cache folder; set WEBGPU_FINETUNE_CACHE to use another)\n` +
+    `  - copy it to Keras's cache, ${join(kerasModelsDir(), file.fileName)}\n` +
+    `  - pass its path: ${file.builder}({ weights: '/path/to/${file.fileName}' })${file === VGG16_NOTOP ? ` (command line: --weights /path/to/${file.fileName})` : ''}.`;
 }
 
 /**
@@ -168,10 +161,19 @@ function manualInstructions(cacheDir: string): string {
  * cache folder or Keras's own cache; else downloaded (MD5-checked). The .h5 is converted and cached.
  * `md5` is for tests that serve their own file.
  */
-export async function imagenetVgg16Weights(options: WeightsSourceOptions & { md5?: string } = {}): Promise<LayerWeights[]> {
+export function imagenetVgg16Weights(options: WeightsSourceOptions & { md5?: string } = {}): Promise<LayerWeights[]> {
+  return imagenetWeights(VGG16_NOTOP, options);
+}
+
+/**
+ * One of Keras's ImageNet weights files (imagenet-files.ts), as imagenetVgg16Weights: the converted
+ * cache, else the .h5 in our cache or Keras's, else a download; MD5-checked where Keras has a hash
+ * (`md5`, for tests, replaces it). $WEBGPU_FINETUNE_WEIGHTS_URL stands for the VGG16 file only.
+ */
+export async function imagenetWeights(file: ImagenetWeightsFile, options: WeightsSourceOptions & { md5?: string } = {}): Promise<LayerWeights[]> {
   const cacheDir = resolve(options.cacheDir ?? defaultCacheDir());
-  const md5 = options.md5 ?? VGG16_NOTOP.md5;
-  const converted = join(cacheDir, VGG16_NOTOP.converted);
+  const md5 = options.md5 ?? file.md5 ?? undefined;
+  const converted = join(cacheDir, file.converted);
   if (await exists(join(converted, MANIFEST_FILE))) {
     try {
       return await readManifestFiles(join(converted, MANIFEST_FILE));
@@ -181,23 +183,23 @@ export async function imagenetVgg16Weights(options: WeightsSourceOptions & { md5
     }
   }
   await mkdir(cacheDir, { recursive: true });
-  const inCache = join(cacheDir, VGG16_NOTOP.fileName);
+  const inCache = join(cacheDir, file.fileName);
   let h5Path: string | undefined;
-  for (const candidate of [inCache, join(kerasModelsDir(), VGG16_NOTOP.fileName)]) {
+  for (const candidate of [inCache, join(kerasModelsDir(), file.fileName)]) {
     if (await exists(candidate)) {
       h5Path = candidate;
       break;
     }
   }
   if (h5Path) {
-    const found = await md5File(h5Path);
-    if (found !== md5) throw new Error(`${h5Path} has MD5 ${found}, expected ${md5}: it is damaged or not Keras's file. Delete it (it will be downloaded again) or replace it.\n${manualInstructions(cacheDir)}`);
+    const found = md5 === undefined ? undefined : await md5File(h5Path);
+    if (found !== md5) throw new Error(`${h5Path} has MD5 ${found}, expected ${md5}: it is damaged or not Keras's file. Delete it (it will be downloaded again) or replace it.\n${manualInstructions(file, cacheDir)}`);
   } else {
-    const url = options.downloadUrl ?? process.env.WEBGPU_FINETUNE_WEIGHTS_URL ?? VGG16_NOTOP.url;
+    const url = options.downloadUrl ?? (file === VGG16_NOTOP ? process.env.WEBGPU_FINETUNE_WEIGHTS_URL : undefined) ?? file.url;
     try {
       await downloadFile(url, inCache, { md5, onProgress: progressOf(options.onProgress) });
     } catch (e) {
-      throw new Error(`Could not get the VGG16 ImageNet weights: ${e instanceof Error ? e.message : String(e)}.\n${manualInstructions(cacheDir)}`, { cause: e });
+      throw new Error(`Could not get the ${file.builder} ImageNet weights: ${e instanceof Error ? e.message : String(e)}.\n${manualInstructions(file, cacheDir)}`, { cause: e });
     }
     h5Path = inCache;
   }
@@ -205,7 +207,7 @@ export async function imagenetVgg16Weights(options: WeightsSourceOptions & { md5
   // Convert into a fresh folder, then rename it into place: the cache never holds half a conversion.
   const tmp = `${converted}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await writeConverted(h5, h5Path, tmp, 'vgg16', md5);
+    await writeConverted(h5, h5Path, tmp, file.model, md5);
     await rename(tmp, converted).catch(async (e: NodeJS.ErrnoException) => {
       // Another process finished first: its copy is as good as ours.
       if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
@@ -216,9 +218,9 @@ export async function imagenetVgg16Weights(options: WeightsSourceOptions & { md5
   return h5.layers;
 }
 
-/** Weights named by a VGG16/loadWeights argument, in Node: 'imagenet' or a path. */
-export async function readWeightsSpec(spec: string, options: WeightsSourceOptions = {}): Promise<LayerWeights[]> {
-  if (spec === 'imagenet') return imagenetVgg16Weights(options);
+/** Weights named by a backbone's/loadWeights argument, in Node: 'imagenet' (`imagenet`'s file, default VGG16's) or a path. */
+export async function readWeightsSpec(spec: string, options: WeightsSourceOptions = {}, imagenet: ImagenetWeightsFile = VGG16_NOTOP): Promise<LayerWeights[]> {
+  if (spec === 'imagenet') return imagenetWeights(imagenet, options);
   return readWeightsFiles(spec);
 }
 

@@ -2,6 +2,7 @@
 // HDF5, downloads) lives in weights-node.ts, imported dynamically and only under Node, so browser
 // bundles never see node:fs.
 
+import type { ImagenetWeightsFile } from './imagenet-files.ts';
 import { fetchWeights } from './weights-fetch.ts';
 import { collectLayerWeights, loadLayerWeights, type WeightedModel } from './model-weights.ts';
 import {
@@ -30,11 +31,12 @@ export async function nodeWeightsIo(what: string): Promise<typeof import('./weig
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
 /**
- * Weights named by a string: 'imagenet' (Node: cache, else download + convert), an http(s) URL to
+ * Weights named by a string: 'imagenet' (Node: cache, else download + convert; `imagenet` says
+ * which of Keras's files, VGG16's by default), an http(s) URL to
  * an exported manifest.json or its folder (anywhere), or a path (Node): a Keras .h5 file, a
  * manifest.json, or a folder holding one. In a browser any other string is taken as a URL.
  */
-export async function readWeights(spec: string, options: WeightsSourceOptions = {}): Promise<LayerWeights[]> {
+export async function readWeights(spec: string, options: WeightsSourceOptions = {}, imagenet?: ImagenetWeightsFile): Promise<LayerWeights[]> {
   if (isUrl(spec) || (!isNode() && spec !== 'imagenet')) {
     let onProgress: ProgressCallback | undefined;
     if (options.onProgress !== false) onProgress = options.onProgress ?? (isNode() ? (await nodeWeightsIo('a progress bar')).textProgress() : undefined);
@@ -44,12 +46,12 @@ export async function readWeights(spec: string, options: WeightsSourceOptions = 
     throw new Error("weights: 'imagenet' is available in Node only (it reads Keras's HDF5 file). In a browser, convert the weights once in Node " +
       '(`webgpu-finetune convert-weights` or convertWeights()), serve manifest.json and weights.bin, and pass the URL of manifest.json.');
   }
-  return (await nodeWeightsIo('reading weights files')).readWeightsSpec(spec, options);
+  return (await nodeWeightsIo('reading weights files')).readWeightsSpec(spec, options, imagenet);
 }
 
 /** Reads weights named by `spec` (see readWeights) and sets them on the model by Keras's rules. */
-export async function loadWeightsInto(model: WeightedModel, spec: string, options: WeightsSourceOptions = {}): Promise<void> {
-  await loadLayerWeights(model, await readWeights(spec, options), { source: spec === 'imagenet' ? "the ImageNet weights ('imagenet')" : spec });
+export async function loadWeightsInto(model: WeightedModel, spec: string, options: WeightsSourceOptions = {}, imagenet?: ImagenetWeightsFile): Promise<void> {
+  await loadLayerWeights(model, await readWeights(spec, options, imagenet), { source: spec === 'imagenet' ? `the ImageNet weights ('imagenet'${imagenet ? `, ${imagenet.fileName}` : ''})` : spec });
 }
 
 /** The model's weights as a manifest object and its data buffer (to download, store in IndexedDB, upload...). */
