@@ -93,6 +93,26 @@ describe('flowFromDirectory', () => {
     expect(n.x.length).toBe(8 * 60);
   });
 
+  it.each([[1, 'a worker thread'], [0, 'the main thread']])('preprocessingFunction runs on each image before rescale (loading in %s = %s)', async (workers) => {
+    const dir = tempDir();
+    const rgb = pattern(6, 8, 9);
+    writeTree(dir, { 'a/p.png': pngRgb(6, 8, rgb), 'b/q.png': pngRgb(6, 8, rgb) });
+    const { opts } = sinks();
+    const seen: number[] = [];
+    const fn = (x: Float32Array) => {
+      seen.push(x.length);
+      return x.map((v) => v / 127.5 - 1);
+    };
+    const gen = new ImageDataGenerator({ preprocessingFunction: fn, rescale: 2 });
+    const [b] = await epoch(track(await gen.flowFromDirectory(dir, { targetSize: [6, 8], shuffle: false, batchSize: 2, workers, ...opts })));
+    expect(seen).toEqual([144, 144]); // once per image, the whole HWC image
+    const want = Array.from(rgb, (v) => Math.fround(Math.fround(v / 127.5 - 1) * 2));
+    expect(Array.from(b.x.subarray(0, 144))).toEqual(want);
+    const bad = new ImageDataGenerator({ preprocessingFunction: (x) => x.subarray(1) });
+    await expect(epoch(track(await bad.flowFromDirectory(dir, { targetSize: [6, 8], batchSize: 2, workers, ...opts })))).rejects.toThrow(/preprocessingFunction returned 143 values .* must return a Float32Array of 144 values \(6x8x3\)/);
+    expect(() => new ImageDataGenerator({ preprocessingFunction: 3 as never })).toThrow(/preprocessingFunction must be a function/);
+  });
+
   it('pixels: float32 0..255 then rescale; resized with nearest by default, bilinear on request', async () => {
     const dir = tempDir();
     const rgb = pattern(10, 14, 4);

@@ -25,6 +25,8 @@ export interface AugmentSettings {
   cval: number;
   interpolationOrder: 0 | 1;
   rescale: number | null;
+  /** Keras's preprocessing_function: one HWC image in, one of the same size out; runs before rescale, on the main thread. */
+  preprocess?: ((x: Float32Array) => Float32Array) | null;
 }
 
 /** Keras's transform_parameters: tx shifts rows (height), ty shifts columns (width). */

@@ -217,7 +217,8 @@ export async function prepareFlow<S>(a: PrepareArgs<S>): Promise<DirectoryIterat
     height: o.height,
     width: o.width,
     interpolation: o.interpolation,
-    augment: { fillMode: a.augment.fillMode, cval: a.augment.cval, interpolationOrder: a.augment.interpolationOrder, rescale: a.augment.rescale },
+    // a preprocessingFunction cannot travel to a worker: rescale then follows it on the main thread (flow.ts)
+    augment: { fillMode: a.augment.fillMode, cval: a.augment.cval, interpolationOrder: a.augment.interpolationOrder, rescale: a.augment.preprocess ? null : a.augment.rescale },
   };
   return new DirectoryIterator({
     filenames: kept.map(rel),

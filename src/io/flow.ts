@@ -18,7 +18,7 @@
  * here, in order) and handed to the loader (worker threads in Node) while the consumer works;
  * each `next()` records how long it waited for its batch (`waits`).
  */
-import { IDENTITY, randomTransform, type AugmentSettings, type TransformParams } from './augment.ts';
+import { IDENTITY, randomTransform, standardize, type AugmentSettings, type TransformParams } from './augment.ts';
 import { NumpyRandom } from './numpy-random.ts';
 
 /** One batch: x is NHWC float32; y holds labels per classMode (empty when classMode is null). */
@@ -172,6 +172,14 @@ export class DirectoryIterator implements AsyncIterable<ImageBatch> {
         throw new Error(`${this.setup.what}: cannot load '${this.filenames[idx]}': ${(e as Error).message}`);
       }
       if (img.length !== per) throw new Error(`${this.setup.what}: '${this.filenames[idx]}' came back with ${img.length} values, expected ${per}`);
+      const f = this.setup.augment.preprocess;
+      if (f) {
+        const out = f(img);
+        if (!(out instanceof Float32Array) || out.length !== per) {
+          throw new Error(`${this.setup.what}: preprocessingFunction returned ${out instanceof Float32Array ? `${out.length} values` : typeof out} for '${this.filenames[idx]}'; it must return a Float32Array of ${per} values (${height}x${width}x3)`);
+        }
+        img = standardize(out, this.setup.augment.rescale);
+      }
       x.set(img, i * per);
     }));
     return { x, y: this.labelsOf(indices), indices };

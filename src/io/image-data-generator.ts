@@ -39,12 +39,18 @@ export interface ImageDataGeneratorOptions {
   interpolationOrder?: 0 | 1;
   /** default seed of this generator's flows (each flow's own `seed` wins) */
   seed?: number;
+  /**
+   * Keras's preprocessing_function: called on each image (height x width x 3 float32, 0..255 and
+   * already transformed) before rescale, e.g. mobilenetV2.preprocessInput. It must return an
+   * array of the same size.
+   */
+  preprocessingFunction?: ((x: Float32Array) => Float32Array) | null;
 }
 
 const KEYS: Record<keyof ImageDataGeneratorOptions, string> = {
   rescale: 'rescale', rotationRange: 'rotation_range', widthShiftRange: 'width_shift_range', heightShiftRange: 'height_shift_range',
   shearRange: 'shear_range', zoomRange: 'zoom_range', horizontalFlip: 'horizontal_flip', verticalFlip: 'vertical_flip',
-  fillMode: 'fill_mode', cval: 'cval', interpolationOrder: 'interpolation_order', seed: 'seed',
+  fillMode: 'fill_mode', cval: 'cval', interpolationOrder: 'interpolation_order', seed: 'seed', preprocessingFunction: 'preprocessing_function',
 };
 
 function finite(v: unknown, name: string): number {
@@ -55,6 +61,12 @@ function finite(v: unknown, name: string): number {
 function shiftRange(v: unknown, name: string): number | number[] {
   if (Array.isArray(v)) return v.map((x) => finite(x, name));
   return finite(v ?? 0, name);
+}
+
+function preprocessingFunction(f: unknown): ((x: Float32Array) => Float32Array) | null {
+  if (f === undefined || f === null) return null;
+  if (typeof f !== 'function') throw new Error(`ImageDataGenerator: preprocessingFunction must be a function of one image (Float32Array) returning one, got ${typeof f}`);
+  return f as (x: Float32Array) => Float32Array;
 }
 
 /** Options -> the settings the augmentation code uses, checked, with Keras's defaults. */
@@ -86,6 +98,7 @@ export function resolveAugment(o: ImageDataGeneratorOptions): AugmentSettings {
     cval: finite(o.cval ?? 0, 'cval'),
     interpolationOrder: order,
     rescale: o.rescale ? finite(o.rescale, 'rescale') : null,
+    preprocess: preprocessingFunction(o.preprocessingFunction),
   };
 }
 
@@ -120,9 +133,10 @@ export class ImageDataGenerator {
     return applyTransform(x, height, width, channels, params, this.settings);
   }
 
-  /** standardize: rescale (in place). */
+  /** standardize: preprocessingFunction, then rescale (in place), as Keras. */
   standardize(x: Float32Array): Float32Array {
-    return standardize(x, this.settings.rescale);
+    const f = this.settings.preprocess;
+    return standardize(f ? f(x) : x, this.settings.rescale);
   }
 
   /**
