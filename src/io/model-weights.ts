@@ -23,6 +23,29 @@ function listNames(names: string[], max = 20): string {
   return names.length <= max ? names.join(', ') : `${names.slice(0, max).join(', ')}, ... (${names.length - max} more)`;
 }
 
+/** Counts NaN and ±Inf values (x - x is 0 only for finite x). */
+export function nonFinite(data: Float32Array): { count: number; nan: number; first: number } {
+  let count = 0;
+  let nan = 0;
+  let first = -1;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v - v !== 0) {
+      if (count++ === 0) first = i;
+      if (v !== v) nan++;
+    }
+  }
+  return { count, nan, first };
+}
+
+/** Throws, naming `what`, when `w` holds NaN or Inf; `after` says what was (not) done. */
+export function requireFinite(w: { data: Float32Array }, what: string, after: string): void {
+  const bad = nonFinite(w.data);
+  if (!bad.count) return;
+  throw new Error(`${what}: ${bad.count} of ${w.data.length} values are NaN or Inf (${bad.nan} NaN, ${bad.count - bad.nan} Inf; first at index ${bad.first}); ` +
+    `the file is damaged or the training that wrote it diverged: use an earlier copy of the weights or retrain (${after})`);
+}
+
 /** Keras's naming.to_snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d, InputLayer -> input_layer. */
 export function kerasSnakeCase(className: string): string {
   return className
@@ -63,7 +86,8 @@ export async function collectLayerWeights(model: WeightedModel): Promise<LayerWe
  *   then the counts of layers, the count of arrays per layer and every shape must match;
  * - by Keras 3 path when every entry has one (`.weights.h5`): `layers/conv2d_3` is the fourth
  *   Conv2D of the model; a weighted layer with no entry, or an entry with no layer, is an error.
- * Everything is checked before anything is written, so a failed load leaves the model unchanged.
+ * Everything is checked before anything is written (shapes, sizes, and that every value is finite),
+ * so a failed load leaves the model unchanged.
  */
 export async function loadLayerWeights(model: WeightedModel, entries: LayerWeights[], options: { source?: string } = {}): Promise<void> {
   const from = options.source ? ` from ${options.source}` : '';
@@ -109,6 +133,7 @@ export async function loadLayerWeights(model: WeightedModel, entries: LayerWeigh
       }
       const n = w.shape.reduce((a, b) => a * b, 1);
       if (w.data.length !== n) throw new Error(`loading weights${from}: ${named}, weight ${i} (${w.name}) has ${w.data.length} values for shape ${shapeStr(w.shape)}`);
+      requireFinite(w, `loading weights${from}: ${named}, weight ${i} (${w.name})`, 'nothing was loaded');
     });
   }
   for (const [l, e] of pairs) await l.setWeights(e.weights.map((w) => ({ shape: w.shape, data: w.data })));

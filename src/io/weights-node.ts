@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { downloadFile, md5File, textProgress } from './download-node.ts';
 import { readKerasH5, writeKerasH5, type KerasH5Weights } from './keras-h5-node.ts';
 import { VGG16_NOTOP, type ImagenetWeightsFile } from './imagenet-files.ts';
-import { collectLayerWeights, type WeightedModel } from './model-weights.ts';
+import { collectLayerWeights, requireFinite, type WeightedModel } from './model-weights.ts';
 import {
   buildWeightsManifest,
   checkDataFileName,
@@ -142,6 +142,7 @@ async function writeConverted(h5: KerasH5Weights, h5Path: string, outDir: string
   const source: Record<string, string> = { file: basename(h5Path), layout: h5.layout };
   if (h5.kerasVersion) source.keras_version = h5.kerasVersion;
   if (h5.backend) source.backend = h5.backend;
+  for (const l of h5.layers) l.weights.forEach((w, i) => requireFinite(w, `${h5Path}: layer '${l.layer}', weight ${i} (${w.name})`, 'nothing was written'));
   source.md5 = md5 ?? (await md5File(h5Path));
   return writeWeightsFiles(outDir, h5.layers.filter((l) => l.weights.length > 0), { model, source });
 }

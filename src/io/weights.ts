@@ -59,10 +59,14 @@ export async function exportWeights(model: WeightedModel): Promise<{ manifest: W
   return buildWeightsManifest(await collectLayerWeights(model), { model: model.name });
 }
 
-/** Sets a model's weights from a (parsed, untrusted) manifest object and its data buffer. */
-export async function importWeights(model: WeightedModel, manifest: unknown, data: ArrayBuffer | Uint8Array): Promise<void> {
+/**
+ * Sets a model's weights from a (parsed, untrusted) manifest object and its data buffer.
+ * `source` names where they came from in errors (e.g. a checkpoint file).
+ */
+export async function importWeights(model: WeightedModel, manifest: unknown, data: ArrayBuffer | Uint8Array, options: { source?: string } = {}): Promise<void> {
   const parsed = parseWeightsManifest(manifest);
-  await loadLayerWeights(model, await readWeightsData(parsed, data), { source: `manifest of '${parsed.model}'` });
+  const source = options.source ?? `manifest of '${parsed.model}'`;
+  await loadLayerWeights(model, await readWeightsData(parsed, data, options.source ? { where: options.source } : {}), { source });
 }
 
 /** Node: saves manifest + .bin (a folder, or a path ending in .json), or Keras HDF5 for a .h5 path. */
