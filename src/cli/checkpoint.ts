@@ -145,7 +145,7 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
 }
 
 /** Puts a checkpoint's weights and optimizer state into a compiled model of the same layout. */
-export async function restoreCheckpoint(model: Model, ckpt: Checkpoint): Promise<void> {
-  await importWeights(model, ckpt.weights.manifest, ckpt.weights.data);
+export async function restoreCheckpoint(model: Model, ckpt: Checkpoint, source?: string): Promise<void> {
+  await importWeights(model, ckpt.weights.manifest, ckpt.weights.data, { source });
   await model.setOptimizerState({ iteration: ckpt.iteration, velocities: ckpt.velocities });
 }

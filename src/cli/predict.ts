@@ -2,21 +2,22 @@
 // classes; the weights are the run's final ones, or its last checkpoint if it did not finish.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ImageDataGenerator, importWeights, setInitSeed, type Model } from '../index.ts';
+import { importWeights, setInitSeed, type Model } from '../index.ts';
 import { compareCodePoints, hasImageExtension } from '../io/dataset.ts';
 import { processImage, type ImageSpec } from '../io/pipeline.ts';
 import { readPngNode } from '../io/png-node.ts';
 import { display, int, parse, required, UsageError } from './args.ts';
 import { CHECKPOINT_FILE, readCheckpoint } from './checkpoint.ts';
-import { referenceModel } from './reference-model.ts';
-import { readSettings, requireDir, WEIGHTS_DIR, type RunSettings } from './train.ts';
+import { baseOf, BASES, referenceModel } from './reference-model.ts';
+import { generators, readSettings, requireDir, WEIGHTS_DIR, type RunSettings } from './train.ts';
 
 export const PREDICT_HELP = `webgpu-finetune predict --model RUN_DIR [--json] [--batch N] IMAGE_OR_FOLDER...
 
 Classifies images with a trained run (the --out folder of train): prints each image's class
 and the probability of that class. Folders are searched recursively for image files (png, jpg,
 jpeg, bmp, ppm). Images are resized to the run's size (nearest neighbour, as Keras's load_img)
-and scaled by 1/255, as in training.
+and scaled by 1/255, as in training (runs on mobilenet_v2 or resnet50: the base's
+preprocess_input instead).
 
   --model DIR   the run folder (settings.json + weights/, or its checkpoint)     (required)
   --json        print JSON instead of a table: for each image its file, class, probability,
@@ -27,7 +28,8 @@ and scaled by 1/255, as in training.
 export const EVALUATE_HELP = `webgpu-finetune evaluate --model RUN_DIR --data DIR [--json] [--batch N]
 
 Loss and accuracy of a trained run on a folder of images (one subfolder per class, the same
-classes as in training), as Keras's model.evaluate on a flow_from_directory with rescale 1/255.
+classes as in training), as Keras's model.evaluate on a flow_from_directory with rescale 1/255
+(or the base's preprocess_input, as the run's validation images).
 
   --model DIR   the run folder                                                 (required)
   --data DIR    the images                                                      (required)
@@ -52,7 +54,7 @@ export async function loadRun(dir: string, note: (l: string) => void): Promise<{
     const ckpt = await readCheckpoint(join(abs, CHECKPOINT_FILE)).catch((e: Error) => {
       throw new Error(`the run in '${dir}' has no final weights (${WEIGHTS_DIR}/) and no usable checkpoint: ${e.message}`);
     });
-    await importWeights(model, ckpt.weights.manifest, ckpt.weights.data);
+    await importWeights(model, ckpt.weights.manifest, ckpt.weights.data, { source: join(abs, CHECKPOINT_FILE) });
     note(`note: the run did not finish; using its checkpoint (epoch ${ckpt.state.epoch}${ckpt.state.step ? ` and ${ckpt.state.step} steps` : ''}) from ${ckpt.created}`);
   }
   const indices = settings.classIndices ?? { '0': 0, '1': 1 };
@@ -98,14 +100,16 @@ export interface Prediction {
 
 /** Predictions for image files, in the order given. Unreadable files get an `error` instead. */
 export async function predictFiles(model: Model, settings: RunSettings, classes: string[], files: string[], batch: number): Promise<Prediction[]> {
-  const spec: ImageSpec = { height: settings.height, width: settings.width, interpolation: 'nearest', augment: { fillMode: 'nearest', cval: 0, interpolationOrder: 1, rescale: 1 / 255 } };
+  const pre = BASES[baseOf(settings)].preprocess;
+  const spec: ImageSpec = { height: settings.height, width: settings.width, interpolation: 'nearest', augment: { fillMode: 'nearest', cval: 0, interpolationOrder: 1, rescale: pre ? null : 1 / 255 } };
   const per = settings.height * settings.width * 3;
   const results: Prediction[] = files.map((f) => ({ file: f, class: null, classIndex: null, probability: null, output: null }));
   const good: number[] = [];
   const images: Float32Array[] = [];
   for (let i = 0; i < files.length; i++) {
     try {
-      images.push(processImage(new Uint8Array(await readFile(files[i])), spec, null, readPngNode));
+      const img = processImage(new Uint8Array(await readFile(files[i])), spec, null, readPngNode);
+      images.push(pre ? pre(img) : img);
       good.push(i);
     } catch (e) {
       results[i].error = (e as Error).message;
@@ -178,7 +182,7 @@ export async function evaluateCommand(args: string[]): Promise<number> {
   const data = await requireDir(required(v.data, 'data', 'evaluate', 'DIR (images in one subfolder per class)'), '--data');
   const log = v.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
   const { settings, model, classes } = await loadRun(dir, (l) => console.error(l));
-  const flow = await new ImageDataGenerator({ rescale: 1 / 255 }).flowFromDirectory(data, {
+  const flow = await generators(settings).valGen.flowFromDirectory(data, {
     targetSize: [settings.height, settings.width], batchSize: int(v.batch, 'batch', settings.batch), classMode: settings.classMode ?? 'binary', shuffle: false, classes, log,
   });
   try {

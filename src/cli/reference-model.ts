@@ -1,22 +1,88 @@
-// The reference program's model (DESIGN.md): VGG16 without its top, the first `freeze` layers
-// frozen, then Flatten, Dense 256 ReLU, Dropout 0.5, Dense 1 sigmoid; SGD and binary
-// cross-entropy with accuracy. With more than two classes (or categorical asked for) the last
-// layer is Dense K softmax with categorical cross-entropy instead.
-import { Dense, Dropout, Flatten, Input, Model, SGD, VGG16 } from '../index.ts';
+// The models `train` builds. The default base is the reference program's (DESIGN.md): VGG16
+// without its top, the first `freeze` layers frozen, then Flatten, Dense 256 ReLU, Dropout 0.5,
+// Dense 1 sigmoid; SGD and binary cross-entropy with accuracy. With more than two classes (or
+// categorical asked for) the last layer is Dense K softmax with categorical cross-entropy instead.
+//
+// The other bases (MobileNetV2, ResNet50) follow Keras's transfer-learning guide: the base's
+// preprocess_input instead of rescale, the base frozen (a frozen BatchNormalization layer
+// normalises with its moving statistics, i.e. runs in inference mode), then
+// GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (or Dense K softmax).
+import { Dense, Dropout, Flatten, GlobalAveragePooling2D, Input, MobileNetV2, Model, mobilenetV2, ResNet50, resnet50, SGD, VGG16 } from '../index.ts';
+import { UsageError } from './args.ts';
 
 export const ARCHITECTURE = 'vgg16-reference';
 export const TOP = 'Flatten, Dense(256, relu), Dropout(0.5), Dense(1, sigmoid)';
 
+export const BASE_NAMES = ['vgg16', 'mobilenet_v2', 'resnet50'] as const;
+export type BaseName = (typeof BASE_NAMES)[number];
+
+export interface BaseInfo {
+  /** the builder's name, as in messages ('VGG16') */
+  builder: string;
+  /** settings.json's architecture field for runs on this base */
+  architecture: string;
+  /** layers of the base without its top, input layer included (what --freeze counts) */
+  layers: number;
+  /** --size default */
+  size: [number, number];
+  /** --freeze default */
+  freeze: number | 'all';
+  /** the generators' preprocessing_function (null: rescale 1/255, the reference program's) */
+  preprocess: ((x: Float32Array) => Float32Array) | null;
+}
+
+export const BASES: Record<BaseName, BaseInfo> = {
+  vgg16: { builder: 'VGG16', architecture: ARCHITECTURE, layers: 19, size: [240, 360], freeze: 15, preprocess: null },
+  mobilenet_v2: { builder: 'MobileNetV2', architecture: 'mobilenet_v2-transfer', layers: 154, size: [224, 224], freeze: 'all', preprocess: mobilenetV2.preprocessInput },
+  resnet50: { builder: 'ResNet50', architecture: 'resnet50-transfer', layers: 175, size: [224, 224], freeze: 'all', preprocess: resnet50.preprocessInput },
+};
+
+/** A run's base: settings without one are the reference program's (VGG16). */
+export function baseOf(s: { base?: BaseName }): BaseName {
+  return s.base ?? 'vgg16';
+}
+
 /** The top's description for a class mode and class count. */
-export function topFor(classMode: 'binary' | 'categorical' = 'binary', classes = 2): string {
-  return classMode === 'binary' ? TOP : `Flatten, Dense(256, relu), Dropout(0.5), Dense(${classes}, softmax)`;
+export function topFor(classMode: 'binary' | 'categorical' = 'binary', classes = 2, base: BaseName = 'vgg16'): string {
+  const last = classMode === 'binary' ? 'Dense(1, sigmoid)' : `Dense(${classes}, softmax)`;
+  return base === 'vgg16' ? `Flatten, Dense(256, relu), Dropout(0.5), ${last}` : `GlobalAveragePooling2D, Dropout(0.2), ${last}`;
 }
 /** Layers of VGG16 without its top, input layer included: what --freeze counts. */
-export const VGG16_LAYERS = 19;
+export const VGG16_LAYERS = BASES.vgg16.layers;
+
+/** The base without its top, random weights unless `weights` says otherwise. */
+async function buildBase(base: BaseName, height: number, width: number, weights: null | string): Promise<Model> {
+  const inputTensor = Input({ shape: [height, width, 3] });
+  if (base === 'mobilenet_v2') return MobileNetV2({ weights, includeTop: false, inputTensor, alpha: 1.0 });
+  if (base === 'resnet50') return ResNet50({ weights, includeTop: false, inputTensor });
+  return VGG16({ weights, includeTop: false, inputTensor });
+}
+
+/** Names of the base's layers in model.layers order (input included), for --freeze-until. */
+export async function baseLayerNames(base: BaseName): Promise<string[]> {
+  return (await buildBase(base, 32, 32, null)).layers.map((l) => l.name);
+}
+
+/**
+ * --freeze-until LAYER: the number of layers before LAYER (those are frozen); an unknown name is
+ * a usage error listing some of the base's names.
+ */
+export async function freezeUntilIndex(base: BaseName, layer: string): Promise<number> {
+  const names = await baseLayerNames(base);
+  const i = names.indexOf(layer);
+  if (i < 0) {
+    const pick = names.length <= 8 ? names : [...names.slice(0, 3), '...', ...names.slice(-4)];
+    throw new UsageError(`--freeze-until: ${BASES[base].builder} has no layer named '${layer}'; its ${names.length} layers are ${pick.join(', ')} (names as in Keras's model.layers)`);
+  }
+  return i;
+}
 
 export interface ModelSettings {
+  /** absent: vgg16 (run folders from before there was a choice) */
+  base?: BaseName;
   height: number;
   width: number;
+  /** the first `freeze` layers of the base (input included) are frozen */
   freeze: number;
   lr: number;
   momentum: number;
@@ -29,16 +95,23 @@ export interface ModelSettings {
 }
 
 /**
- * Builds and compiles the model. `weights` is VGG16's: null (random), 'imagenet' or a path.
+ * Builds and compiles the model. `weights` is the base's: null (random), 'imagenet' or a path.
  * The top is initialised from the global init seed (set it first for a reproducible run).
  */
 export async function referenceModel(s: ModelSettings, weights: null | string): Promise<Model> {
-  const base = await VGG16({ weights, includeTop: false, inputTensor: Input({ shape: [s.height, s.width, 3] }) });
+  const name = baseOf(s);
+  const base = await buildBase(name, s.height, s.width, weights);
   for (const layer of base.layers.slice(0, s.freeze)) layer.trainable = false;
-  let x = new Flatten().apply(base.output);
-  x = new Dense({ units: 256, activation: 'relu' }).apply(x);
-  x = new Dropout({ rate: 0.5 }).apply(x);
   const categorical = s.classMode === 'categorical';
+  let x;
+  if (name === 'vgg16') {
+    x = new Flatten().apply(base.output);
+    x = new Dense({ units: 256, activation: 'relu' }).apply(x);
+    x = new Dropout({ rate: 0.5 }).apply(x);
+  } else {
+    x = new GlobalAveragePooling2D().apply(base.output);
+    x = new Dropout({ rate: 0.2 }).apply(x);
+  }
   const outputs = categorical
     ? new Dense({ units: s.numClasses ?? 2, activation: 'softmax' }).apply(x)
     : new Dense({ units: 1, activation: 'sigmoid' }).apply(x);

@@ -8,16 +8,17 @@
  * part-way, the per-step results already folded into that epoch's running means. A resumed run
  * therefore ends with the same weights and history as one that never stopped.
  */
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { getGpu, ImageDataGenerator, setInitSeed, type DirectoryIterator, type Logs, type Model } from '../index.ts';
 import { defaultSink, Progbar } from '../graph/progbar.ts';
 import { compareCodePoints } from '../io/dataset.ts';
+import { listClassFolders } from '../io/directory-node.ts';
 import { display, int, num, oneOf, parse, required, size, UsageError } from './args.ts';
 import { CHECKPOINT_FILE, emptyHistory, readCheckpoint, restoreCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint, type RunHistory, type TrainState } from './checkpoint.ts';
 import { historySvg } from './plot.ts';
 import { fmtDuration, withTicker } from './progress.ts';
-import { ARCHITECTURE, referenceModel, TOP, topFor, VGG16_LAYERS } from './reference-model.ts';
+import { ARCHITECTURE, BASE_NAMES, baseOf, BASES, freezeUntilIndex, referenceModel, TOP, topFor, type BaseName } from './reference-model.ts';
 
 export const TRAIN_HELP = `webgpu-finetune train --train DIR --val DIR [options]
 webgpu-finetune train --resume RUN_DIR [--epochs N]
@@ -28,14 +29,24 @@ binary cross-entropy, accuracy. Each folder holds one subfolder per class, e.g.
 data/train/cats, data/train/dogs. With three or more classes the last layer is Dense K softmax
 with categorical cross-entropy. Prints Keras's progress; writes a run folder.
 
+--base mobilenet_v2 or resnet50 follows Keras's transfer-learning guide instead: the base's
+preprocess_input (no rescale), the whole base frozen (its BatchNormalization layers then run in
+inference mode), GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (Dense K softmax).
+
   --train DIR            training images, one subfolder per class            (required)
   --val DIR              validation images, the same class subfolders         (required)
-  --size HxW             images are resized to this (Keras's target_size)   [240x360]
+  --base B               vgg16 (the reference program), mobilenet_v2 or resnet50  [vgg16]
+  --size HxW             images are resized to this (Keras's target_size)
+                                                 [240x360; 224x224 for mobilenet_v2, resnet50]
   --batch N              batch size                                         [32]
   --epochs N             epochs                                             [10]
-  --freeze N             layers of VGG16 (input layer included) kept frozen; 15 = blocks 1-4,
-                         0 trains everything, 19 only the new top              [15]
-  --weights W            VGG16's starting weights: imagenet (Keras's, cached after the first
+  --freeze N|all         layers of the base (Keras's model.layers, input layer included) kept
+                         frozen; 0 trains everything, all only the new top (VGG16 has 19
+                         layers: 15 = blocks 1-4; MobileNetV2 154, ResNet50 175)
+                                           [15 for vgg16; all for mobilenet_v2, resnet50]
+  --freeze-until LAYER   freeze the base's layers before the one named LAYER (e.g. block5_conv1,
+                         block_16_expand, conv5_block1_1_conv); instead of --freeze
+  --weights W            the base's starting weights: imagenet (Keras's, cached after the first
                          download), none (random initialisation), or a path to a Keras .h5
                          file or an exported manifest.json / its folder        [imagenet]
   --lr X                 SGD learning rate                                  [0.01]
@@ -43,7 +54,9 @@ with categorical cross-entropy. Prints Keras's progress; writes a run folder.
   --nesterov             Nesterov momentum
   --augment keras|none   keras: the reference program's training augmentation (rotation 30,
                          width shift 0.3, zoom 0.3, horizontal and vertical flips); none: rescale
-                         only. Validation images are always only rescaled (1/255).  [keras]
+                         only. Validation images are always only rescaled (1/255). For
+                         mobilenet_v2 and resnet50 the base's preprocess_input replaces the
+                         rescale, for training and validation images alike.   [keras]
   --class-mode M         auto: binary for two class folders, categorical for more; binary
                          (Dense 1 sigmoid, two classes only) or categorical (Dense K softmax) [auto]
   --seed N               seed for data order, augmentation, initial weights and dropout; the
@@ -62,7 +75,10 @@ saves a checkpoint; a second Ctrl-C quits at once.
 export interface RunSettings {
   format: 'webgpu-finetune-run';
   version: 1;
-  architecture: typeof ARCHITECTURE;
+  /** settings.json's architecture: 'vgg16-reference' for VGG16, else the base's (BASES) */
+  architecture: string;
+  /** absent in run folders from before --base: vgg16 */
+  base?: BaseName;
   top: string;
   train: string;
   val: string;
@@ -70,7 +86,10 @@ export interface RunSettings {
   width: number;
   batch: number;
   epochs: number;
+  /** the base's first `freeze` layers (input included) are frozen */
   freeze: number;
+  /** how freezing was asked, when not by a number: 'all' or 'until LAYER' */
+  freezeAsked?: string;
   /** as asked: 'imagenet', 'none' or a path */
   weights: string;
   lr: number;
@@ -111,8 +130,8 @@ export class Interrupted extends Error {
 
 /** Class subfolders of a data folder, sorted as flow_from_directory sorts them. */
 export async function classFolders(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort(compareCodePoints);
+  // the loader's own listing: a class folder may be a symlink to one
+  return (await listClassFolders(dir)).classDirs.sort(compareCodePoints);
 }
 
 /** Keras's behaviour on a folder that is not there is an exception; ours is a usage error naming it. */
@@ -138,7 +157,8 @@ export async function readSettings(dir: string): Promise<RunSettings> {
   } catch (e) {
     throw new Error(`${path} is damaged (${(e as Error).message})`);
   }
-  if (s.format !== 'webgpu-finetune-run' || s.architecture !== ARCHITECTURE) throw new Error(`${path} is not a settings file of this tool (format ${s.format}, architecture ${s.architecture})`);
+  const base = s.base ?? 'vgg16';
+  if (s.format !== 'webgpu-finetune-run' || !(BASE_NAMES as readonly string[]).includes(base) || s.architecture !== BASES[base].architecture) throw new Error(`${path} is not a settings file of this tool (format ${s.format}, architecture ${s.architecture})`);
   return s;
 }
 
@@ -148,6 +168,7 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
     train: { type: 'string' }, val: { type: 'string' }, size: { type: 'string' }, batch: { type: 'string' }, epochs: { type: 'string' },
     freeze: { type: 'string' }, weights: { type: 'string' }, lr: { type: 'string' }, momentum: { type: 'string' }, nesterov: { type: 'boolean' },
     augment: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, 'class-mode': { type: 'string' },
+    base: { type: 'string' }, 'freeze-until': { type: 'string' },
   });
   if (v.help) return { help: true };
   if (v.resume !== undefined) {
@@ -157,21 +178,34 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
   }
   const trainDir = required(v.train, 'train', 'train', 'DIR (training images, one subfolder per class)');
   const valDir = required(v.val, 'val', 'train', 'DIR (validation images, one subfolder per class)');
-  const [height, width] = size(v.size, [240, 360]);
-  const freeze = int(v.freeze, 'freeze', 15, 0);
-  if (freeze > VGG16_LAYERS) throw new UsageError(`--freeze must be at most ${VGG16_LAYERS} (VGG16 has ${VGG16_LAYERS} layers, input included), got ${freeze}`);
+  const base = oneOf(v.base, 'base', BASE_NAMES, 'vgg16');
+  const info = BASES[base];
+  const [height, width] = size(v.size, info.size);
+  if (v.freeze !== undefined && v['freeze-until'] !== undefined) throw new UsageError('give --freeze or --freeze-until, not both');
+  let freeze: number;
+  let freezeAsked: string | undefined;
+  if (v['freeze-until'] !== undefined) {
+    freeze = await freezeUntilIndex(base, v['freeze-until']);
+    freezeAsked = `until ${v['freeze-until']}`;
+  } else if ((v.freeze ?? info.freeze) === 'all') {
+    freeze = info.layers;
+    freezeAsked = 'all';
+  } else {
+    freeze = int(v.freeze, 'freeze', info.freeze as number, 0);
+    if (freeze > info.layers) throw new UsageError(`--freeze must be at most ${info.layers} (${info.builder} has ${info.layers} layers, input included), or all; got ${freeze}`);
+  }
   const weights = v.weights ?? 'imagenet';
   if (weights === '') throw new UsageError("--weights must be imagenet, none, or a path");
   const momentum = num(v.momentum, 'momentum', 0);
   if (v.nesterov && momentum === 0) throw new UsageError('--nesterov needs a --momentum above 0');
   const settings: RunSettings = {
-    format: 'webgpu-finetune-run', version: 1, architecture: ARCHITECTURE, top: TOP,
+    format: 'webgpu-finetune-run', version: 1, architecture: info.architecture, base, top: TOP,
     train: await requireDir(trainDir, '--train'),
     val: await requireDir(valDir, '--val'),
     height, width,
     batch: int(v.batch, 'batch', 32),
     epochs: int(v.epochs, 'epochs', 10),
-    freeze, weights,
+    freeze, ...(freezeAsked ? { freezeAsked } : {}), weights,
     lr: num(v.lr, 'lr', 0.01),
     momentum,
     nesterov: !!v.nesterov,
@@ -185,7 +219,7 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
   if (mode === 'binary' && folders.length !== 2) throw new UsageError(`--class-mode binary needs exactly two class folders; '${trainDir}' has ${folders.length} (${folders.join(', ')}): use --class-mode categorical`);
   settings.classMode = mode;
   settings.numClasses = folders.length;
-  settings.top = topFor(mode, folders.length);
+  settings.top = topFor(mode, folders.length, base);
   if (settings.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${settings.seed}`);
   if (weights !== 'imagenet' && weights !== 'none') {
     const st = await stat(resolve(weights)).catch(() => null);
@@ -218,21 +252,22 @@ async function writeHistory(out: string, history: RunHistory): Promise<void> {
   await writeFileAtomic(join(out, PLOT_FILE), historySvg(history, `webgpu-finetune: ${out}`));
 }
 
-/** VGG16's weights as asked; with imagenetFallback, random ones (said plainly) when ImageNet's cannot be had. */
+/** The base's weights as asked; with imagenetFallback, random ones (said plainly) when ImageNet's cannot be had. */
 async function buildModel(s: RunSettings, o: TrainOptions, log: (l: string) => void): Promise<{ model: Model; used: string }> {
+  const builder = BASES[baseOf(s)].builder;
   setInitSeed(s.seed);
   if (o.resume || s.weights === 'none') {
     return { model: await referenceModel(s, null), used: o.resume ? 'from the checkpoint' : 'random initialisation (--weights none)' };
   }
   if (s.weights === 'imagenet') {
     try {
-      const model = await withTicker('Loading the VGG16 ImageNet weights', () => referenceModel(s, 'imagenet'));
+      const model = await withTicker(`Loading the ${builder} ImageNet weights`, () => referenceModel(s, 'imagenet'));
       return { model, used: 'imagenet' };
     } catch (e) {
       if (!o.imagenetFallback) throw new Error(`${(e as Error).message}\nOr train from random weights with --weights none.`);
       log('');
-      const why = (e as Error).message.split('\n')[0].replace(/^Could not get the VGG16 ImageNet weights: /, '').replace(/\.$/, '');
-      log('NOTICE: the VGG16 ImageNet weights are not available here: no cached copy, and');
+      const why = (e as Error).message.split('\n')[0].replace(`Could not get the ${builder} ImageNet weights: `, '').replace(/\.$/, '');
+      log(`NOTICE: the ${builder} ImageNet weights are not available here: no cached copy, and`);
       log(`  ${why}.`);
       log('  Training continues from RANDOM initial weights (Keras\'s initialisation). This is not');
       log('  fine-tuning: the frozen layers compute random features that say almost nothing about');
@@ -251,6 +286,32 @@ async function buildModel(s: RunSettings, o: TrainOptions, log: (l: string) => v
 }
 
 /**
+ * The training and validation generators: the reference program's (rescale 1/255) for VGG16;
+ * for the other bases their preprocess_input as preprocessingFunction, without rescale.
+ */
+export function generators(s: RunSettings): { trainGen: ImageDataGenerator; valGen: ImageDataGenerator } {
+  const pre = BASES[baseOf(s)].preprocess;
+  if (!pre) return { trainGen: new ImageDataGenerator(s.augment === 'keras' ? KERAS_AUGMENT : { rescale: 1 / 255 }), valGen: new ImageDataGenerator({ rescale: 1 / 255 }) };
+  const { rescale: _, ...augment } = KERAS_AUGMENT;
+  return {
+    trainGen: new ImageDataGenerator(s.augment === 'keras' ? { ...augment, preprocessingFunction: pre } : { preprocessingFunction: pre }),
+    valGen: new ImageDataGenerator({ preprocessingFunction: pre }),
+  };
+}
+
+/** The model line printed at the start: the base, its weights, what is frozen, the top. */
+export function modelLine(s: RunSettings): string {
+  const base = baseOf(s);
+  const info = BASES[base];
+  const weights = s.weightsUsed === 'imagenet' ? 'ImageNet weights' : s.weightsUsed;
+  const top = topFor(s.classMode, s.numClasses, base);
+  if (base === 'vgg16' && !s.freezeAsked) return `VGG16 (${weights}), first ${s.freeze} layers frozen, ${top}`;
+  const frozen = s.freeze >= info.layers ? `all ${info.layers} layers frozen` : s.freeze === 0 ? `no layers frozen (all ${info.layers} train)` : `first ${s.freeze} of ${info.layers} layers frozen${s.freezeAsked?.startsWith('until ') ? ` (${s.freezeAsked.replace(/^until /, 'up to ')})` : ''}`;
+  const bn = base === 'vgg16' || s.freeze === 0 ? '' : ` (frozen BatchNormalization in inference mode)`;
+  return `${info.builder} (${weights}), ${frozen}${bn}, ${top}`;
+}
+
+/**
  * Runs (or resumes) a training run into `o.out`. Writes settings.json at the start, history and
  * a checkpoint after every epoch, and the final weights at the end.
  */
@@ -261,8 +322,7 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
   const gpu = await getGpu();
   log(`adapter: ${gpu.describe()}`);
 
-  const trainGen = new ImageDataGenerator(s.augment === 'keras' ? KERAS_AUGMENT : { rescale: 1 / 255 });
-  const valGen = new ImageDataGenerator({ rescale: 1 / 255 });
+  const { trainGen, valGen } = generators(s);
   const flowOptions = { targetSize: [s.height, s.width] as [number, number], batchSize: s.batch, classMode: s.classMode ?? 'binary', log };
   let train: DirectoryIterator | null = null;
   let val: DirectoryIterator | null = null;
@@ -304,13 +364,13 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
       s.command = process.argv.slice(2);
       await writeFileAtomic(join(o.out, SETTINGS_FILE), `${JSON.stringify(s, null, 1)}\n`);
     }
-    log(`model: VGG16 (${s.weightsUsed === 'imagenet' ? 'ImageNet weights' : s.weightsUsed}), first ${s.freeze} layers frozen, ${topFor(s.classMode, s.numClasses)}; input ${s.height}x${s.width}`);
+    log(`model: ${modelLine(s)}; input ${s.height}x${s.width}`);
     log(`training: SGD lr ${s.lr} momentum ${s.momentum}${s.nesterov ? ' nesterov' : ''}, batch ${s.batch}, augmentation ${s.augment}, seed ${s.seed}; run folder ${o.out}`);
 
     // Where training stands; restored from the checkpoint when resuming.
     const st: TrainState = o.resume ? structuredClone(o.resume.state) : { epoch: 0, step: 0, partial: { loss: [], acc: [], size: [], seconds: 0 }, history: emptyHistory(), trainPosition: 0, valPosition: 0 };
     if (o.resume) {
-      await restoreCheckpoint(model, o.resume);
+      await restoreCheckpoint(model, o.resume, join(o.out, CHECKPOINT_FILE));
       train.seek(st.trainPosition);
       val.seek(st.valPosition);
       log(`resuming at epoch ${st.epoch + 1}${st.step ? `, step ${st.step + 1}/${train.length}` : ''} (checkpoint of ${o.resume.created})`);
