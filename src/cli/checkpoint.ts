@@ -8,16 +8,19 @@
  * the data streams' positions, and the steps already done of an epoch stopped part-way (Ctrl-C).
  *
  * Layout: "WGFTCKPT" | u32 LE version | u32 LE header length | header JSON (UTF-8) | zero pad to
- * 8 bytes | weights data | velocities (float32 LE, in header order).
+ * 8 bytes | weights data | velocities (float32 LE, in header order) | SHA-256 of everything before
+ * it (version 2: a flipped bit anywhere, optimizer state included, is refused; version 1 files,
+ * without it, still read).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { exportWeights, importWeights, type Model, type WeightsManifest } from '../index.ts';
 import { parseWeightsManifest } from '../io/weights-manifest.ts';
 
 const MAGIC = 'WGFTCKPT';
-const VERSION = 1;
+const VERSION = 2;
+const DIGEST = 32; // SHA-256 bytes at the end of a version 2 file
 export const CHECKPOINT_FILE = 'checkpoint.ckpt';
 
 /** history.json's shape: Keras's History plus seconds per epoch. */
@@ -100,6 +103,9 @@ export async function saveCheckpoint(path: string, model: Model, state: TrainSta
     v.data.forEach((x, i) => dv.setFloat32(i * 4, x, true));
     parts.push(bytes);
   }
+  const hash = createHash('sha256');
+  for (const p of parts) hash.update(p);
+  parts.push(new Uint8Array(hash.digest()));
   await writeFileAtomic(path, parts);
 }
 
@@ -119,7 +125,14 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
   const bad = (why: string) => new Error(`${path} is not a usable checkpoint: ${why}`);
   if (bytes.length < 16 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) throw bad('it does not start with the checkpoint signature');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(8, true) !== VERSION) throw bad(`format version ${view.getUint32(8, true)}, this tool reads ${VERSION}`);
+  const version = view.getUint32(8, true);
+  if (version !== 1 && version !== VERSION) throw bad(`format version ${version}, this tool reads 1 and ${VERSION}`);
+  const tail = version === VERSION ? DIGEST : 0;
+  if (tail) {
+    if (bytes.length < 16 + DIGEST) throw bad('truncated');
+    const want = createHash('sha256').update(bytes.subarray(0, bytes.length - DIGEST)).digest();
+    if (!want.equals(bytes.subarray(bytes.length - DIGEST))) throw bad('its checksum does not match (the file was damaged or changed after it was written); delete it to start over, or restore a copy');
+  }
   const jsonLength = view.getUint32(12, true);
   if (16 + jsonLength > bytes.length) throw bad('truncated header');
   let header: Header;
@@ -132,7 +145,8 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
   const manifest = parseWeightsManifest(header.weights, `${path} (weights)`);
   let offset = 16 + jsonLength + ((8 - ((16 + jsonLength) % 8)) % 8);
   const velocityBytes = header.velocities.reduce((s, v) => s + v.length * 4, 0);
-  if (bytes.length !== offset + manifest.byteLength + velocityBytes) throw bad(`${bytes.length} bytes, expected ${offset + manifest.byteLength + velocityBytes} (truncated?)`);
+  const expected = offset + manifest.byteLength + velocityBytes + tail;
+  if (bytes.length !== expected) throw bad(`${bytes.length} bytes, expected ${expected} (truncated?)`);
   const data = bytes.slice(offset, offset + manifest.byteLength);
   offset += manifest.byteLength;
   const velocities = header.velocities.map((v) => {
