@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { emptyHistory, readCheckpoint, saveCheckpoint, type TrainState } from '../src/cli/checkpoint.ts';
+import { open, readdir } from 'node:fs/promises';
+import { emptyHistory, readCheckpoint, saveCheckpoint, writeFileAtomic, type TrainState, type WritableHandle } from '../src/cli/checkpoint.ts';
 import { Dense, Flatten, Input, Model, SGD } from '../src/index.ts';
 import { randomArray } from './helpers/random.ts';
 
@@ -40,6 +41,42 @@ describe('checkpoint checksum', () => {
       const old = await readCheckpoint(path);
       expect(old.velocities[1].data).toEqual(good.velocities[1].data);
       expect(old.state.trainPosition).toBe(3);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a disk that fills up mid-write keeps the previous file, removes the temporary one and says the disk is full', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ckpt-full-'));
+    try {
+      const path = join(dir, 'checkpoint.ckpt');
+      await writeFileAtomic(path, 'the good checkpoint');
+      // a disk with room for 1000 more bytes: short writes, then ENOSPC
+      let room = 1000;
+      const full = async (p: string): Promise<WritableHandle> => {
+        const fh = await open(p, 'w');
+        return {
+          async write(buffer, offset, length) {
+            if (room === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+            const n = Math.min(length, room, 300);
+            room -= n;
+            return fh.write(buffer, offset, n);
+          },
+          sync: () => fh.sync(),
+          stat: () => fh.stat(),
+          close: () => fh.close(),
+        };
+      };
+      await expect(writeFileAtomic(path, [new Uint8Array(800), new Uint8Array(800)], full)).rejects.toThrow(/disk full while writing .*checkpoint\.ckpt \(1,600 bytes\): the previous checkpoint\.ckpt is kept/);
+      expect(await readFile(path, 'utf8')).toBe('the good checkpoint');
+      expect(await readdir(dir)).toEqual(['checkpoint.ckpt']);
+      // short writes alone are retried to the end
+      room = 5000;
+      await writeFileAtomic(path, [new Uint8Array(800).fill(7), new Uint8Array(800).fill(9)], full);
+      const written = new Uint8Array(await readFile(path));
+      expect(written.length).toBe(1600);
+      expect(written[799]).toBe(7);
+      expect(written[800]).toBe(9);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -57,23 +57,46 @@ interface Header {
   velocities: { name: string; length: number }[];
 }
 
-/** Writes `data` to `path` through a temporary file beside it, synced, then renamed over it. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array | Uint8Array[]): Promise<void> {
+/** What writeFileAtomic needs of a file handle (tests inject a disk that fills up). */
+export interface WritableHandle {
+  write(buffer: Uint8Array, offset: number, length: number): Promise<{ bytesWritten: number }>;
+  sync(): Promise<void>;
+  stat(): Promise<{ size: number }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Writes `data` to `path` through a temporary file beside it: every byte written (short writes
+ * retried), synced, its size checked, and only then renamed over `path`. On any failure the
+ * temporary file is removed and `path` keeps its previous contents; a full disk says so.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array | Uint8Array[], openFile: (p: string) => Promise<WritableHandle> = (p) => open(p, 'w')): Promise<void> {
   const tmp = join(dirname(path), `.${path.split(/[\\/]/).pop()}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const parts = (Array.isArray(data) ? data : [data]).map((p) => (typeof p === 'string' ? new TextEncoder().encode(p) : p));
+  const total = parts.reduce((a, p) => a + p.length, 0);
   try {
-    const fh = await open(tmp, 'w');
+    const fh = await openFile(tmp);
     try {
-      for (const part of Array.isArray(data) ? data : [data]) {
-        if (typeof part === 'string') await fh.write(part);
-        else await fh.write(part);
+      for (const part of parts) {
+        for (let done = 0; done < part.length;) {
+          const { bytesWritten } = await fh.write(part, done, part.length - done);
+          if (bytesWritten <= 0) throw Object.assign(new Error(`no bytes written at ${done} of ${part.length}`), { code: 'ENOSPC' });
+          done += bytesWritten;
+        }
       }
       await fh.sync();
+      const { size } = await fh.stat();
+      if (size !== total) throw new Error(`${tmp} holds ${size} bytes after writing ${total}`);
     } finally {
       await fh.close();
     }
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw Object.assign(new Error(`disk full while writing ${path} (${total.toLocaleString('en-US')} bytes): the previous ${path.split(/[\\/]/).pop()} is kept; free some space and run again`, { cause: e }), { code });
+    }
     throw e;
   }
 }
