@@ -2,12 +2,13 @@
 // runs it) on a tiny generated set: the run folder records the base and its freezing, predict,
 // evaluate and --resume rebuild the same model from it; freezing flags checked against the base.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { baseLayerNames, freezeUntilIndex } from '../src/cli/reference-model.ts';
 import { readSettings } from '../src/cli/train.ts';
+import { loadRun } from '../src/cli/predict.ts';
 import { writeSampleFolders } from '../src/io/sample-data-node.ts';
 
 const BIN = resolve('bin/webgpu-finetune.mjs');
@@ -75,6 +76,21 @@ describe('webgpu-finetune train --base mobilenet_v2', () => {
     expect(again.stdout).toContain('model: MobileNetV2');
     expect(json(join(M, 'history.json')).epoch).toEqual([0, 1]);
   }, 120_000);
+
+  it('predict and evaluate use the newest of weights/ and the checkpoint, and say when it is the checkpoint', async () => {
+    // a run continued after it ended and killed before its new end: the checkpoint is newer than weights/
+    const notes: string[] = [];
+    const weights = join(M, 'weights', 'manifest.json');
+    const ckpt = join(M, 'checkpoint.ckpt');
+    utimesSync(weights, new Date(2026, 0, 1), new Date(2026, 0, 1));
+    utimesSync(ckpt, new Date(2026, 0, 2), new Date(2026, 0, 2));
+    await loadRun(M, (l) => notes.push(l));
+    expect(notes.join('\n')).toMatch(/the checkpoint \(epoch \d+.*\) is newer than the final weights in weights\/ .*using the checkpoint/);
+    notes.length = 0;
+    utimesSync(ckpt, new Date(2025, 11, 31), new Date(2025, 11, 31));
+    await loadRun(M, (l) => notes.push(l));
+    expect(notes).toEqual([]); // the final weights, silently, as before
+  });
 
   it('--freeze-until with an unknown layer is a usage error naming some of the layers', async () => {
     const r = await cli(base(join(tmp, 'X1'), '--freeze-until', 'block_99_expand'));

@@ -46,16 +46,23 @@ export async function loadRun(dir: string, note: (l: string) => void): Promise<{
   setInitSeed(settings.seed);
   const model = await referenceModel(settings, null);
   const final = join(abs, WEIGHTS_DIR);
-  if (await stat(join(final, 'manifest.json')).catch(() => null)) {
+  const ckptPath = join(abs, CHECKPOINT_FILE);
+  const [weightsStat, ckptStat] = await Promise.all([stat(join(final, 'manifest.json')).catch(() => null), stat(ckptPath).catch(() => null)]);
+  // a run resumed and then killed leaves weights/ from its earlier end and a newer checkpoint: use the newest
+  const useCheckpoint = !weightsStat || (ckptStat !== null && ckptStat.mtimeMs > weightsStat.mtimeMs);
+  if (!useCheckpoint) {
     await model.loadWeights(final).catch((e: Error) => {
       throw new Error(`cannot load the run's weights from ${final}: ${e.message}`);
     });
   } else {
-    const ckpt = await readCheckpoint(join(abs, CHECKPOINT_FILE)).catch((e: Error) => {
-      throw new Error(`the run in '${dir}' has no final weights (${WEIGHTS_DIR}/) and no usable checkpoint: ${e.message}`);
+    const ckpt = await readCheckpoint(ckptPath).catch((e: Error) => {
+      throw new Error(`the run in '${dir}' has no ${weightsStat ? 'usable checkpoint newer than its' : 'final weights (' + WEIGHTS_DIR + '/) and no usable checkpoint'}${weightsStat ? ` final weights (${WEIGHTS_DIR}/)` : ''}: ${e.message}`);
     });
-    await importWeights(model, ckpt.weights.manifest, ckpt.weights.data, { source: join(abs, CHECKPOINT_FILE) });
-    note(`note: the run did not finish; using its checkpoint (epoch ${ckpt.state.epoch}${ckpt.state.step ? ` and ${ckpt.state.step} steps` : ''}) from ${ckpt.created}`);
+    await importWeights(model, ckpt.weights.manifest, ckpt.weights.data, { source: ckptPath });
+    const at = `epoch ${ckpt.state.epoch}${ckpt.state.step ? ` and ${ckpt.state.step} steps` : ''}`;
+    note(weightsStat
+      ? `note: the checkpoint (${at}, ${ckpt.created}) is newer than the final weights in ${WEIGHTS_DIR}/ (${weightsStat.mtime.toISOString()}): the run was continued after it ended; using the checkpoint`
+      : `note: the run did not finish; using its checkpoint (${at}) from ${ckpt.created}`);
   }
   const indices = settings.classIndices ?? { '0': 0, '1': 1 };
   const classes = Object.entries(indices).sort((a, b) => a[1] - b[1]).map(([name]) => name);
