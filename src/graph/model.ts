@@ -27,7 +27,7 @@ export interface IndexBatch {
  * Anything that yields batches: an array, a generator, an async iterator, a directory flow.
  * A source whose images are the same every epoch (no random augmentation) may say so with
  * `featureCacheKey` and `samples`, and give `indices` with its batches: fit() then computes the
- * frozen prefix once per image and replays it. `indexBatches()` yields an epoch without pixels.
+ * forward-only (frozen) part once per image and replays it. `indexBatches()` yields an epoch without pixels.
  */
 export type BatchSource = (Iterable<Batch> | AsyncIterable<Batch>) & {
   length?: number;
@@ -71,7 +71,7 @@ export interface FitConfig {
    * rejects with the signal's reason. For Ctrl-C / a Stop button that checkpoints mid-epoch.
    */
   signal?: AbortSignal;
-  /** Cache the frozen prefix's output for unaugmented sources (default true). */
+  /** Cache what the frozen part hands to the trainable layers, for unaugmented sources (default true). */
   featureCache?: boolean;
   /** Largest feature cache kept in device memory, bytes (default 512 MiB); larger ones stay in host memory. */
   featureCacheBudget?: number;
@@ -141,7 +141,7 @@ function iterate(source: BatchSource): AsyncIterator<Batch> | Iterator<Batch> {
   throw new Error('data must be an iterable or async iterable of { x, y } batches (e.g. an array, a generator, or flowFromDirectory())');
 }
 
-/** A Keras functional model over a chain of layers. */
+/** A Keras functional model: a DAG of layers from one Input to one output. */
 export class Model {
   readonly name: string;
   readonly inputs: SymbolicTensor;
@@ -292,7 +292,7 @@ export class Model {
     return { ...handle, stored };
   }
 
-  /** A training step from cached prefix features: only the trainable part runs. */
+  /** A training step from cached features: only the trainable part runs. */
   private async submitCachedTrain(b: IndexBatch, cache: FeatureCache): Promise<{ values: Promise<Float32Array> }> {
     const n = b.indices.length;
     const plan = await this.plan(n);
@@ -308,8 +308,8 @@ export class Model {
 
   /**
    * The feature cache for a source, or null when caching does not apply: the source may be
-   * augmented, the model may have no frozen prefix, or the prefix may hold dropout. The key
-   * covers the source, the input size, the prefix and its weights' versions, so changing any
+   * augmented, the model may have no frozen part, or it may hold dropout. The key covers the
+   * source, the input size, the frozen part and its weights' versions, so changing any
    * of them starts a new cache.
    */
   private async cacheFor(data: BatchSource, enabled: boolean | undefined, budget: number | undefined): Promise<FeatureCache | null> {
