@@ -51,16 +51,10 @@ export class AvgPool2dKernel {
     const strides = shape.strides ?? poolSize;
     const padding = shape.padding ?? 'valid';
     const { batch: N, height: H, width: W, channels: C } = shape;
-    const what = checkPool2dShape('AveragePooling2D', label, shape, poolSize, strides, padding);
+    const what = checkPool2dShape(gpu, 'AveragePooling2D', label, shape, poolSize, strides, padding);
     const [PH, PW] = poolSize;
     const [SH, SW] = strides;
     const { outHeight: OH, outWidth: OW, padTop: PT, padLeft: PL } = pool2dGeometry(H, W, poolSize, strides, padding);
-    const inBytes = N * H * W * C * 4;
-    const maxBinding = gpu.limits.maxStorageBufferBindingSize;
-    if (inBytes > maxBinding) {
-      throw new Error(`${what}: the input is ${inBytes} bytes, over this adapter's maxStorageBufferBindingSize of ${maxBinding} bytes; use a smaller batch (or micro-batches) or a smaller input size`);
-    }
-    if (N * H * W * C >= 2 ** 32) throw new Error(`${what}: more than 2^32 elements`);
 
     const vec4 = C % 4 === 0;
     const cw = vec4 ? C / 4 : C; // channels in units of the shader's element

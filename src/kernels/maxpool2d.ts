@@ -40,10 +40,11 @@ export function pool2dGeometry(height: number, width: number, poolSize: [number,
 }
 
 /**
- * Checks the fields shared by the pooling kernels; returns the text that starts every error
+ * Checks the fields shared by the pooling kernels (input within the adapter's binding limit too);
+ * returns the text that starts every error
  * (`label: Layer input [N,H,W,C] pool PxP strides SxS[ padding same]`).
  */
-export function checkPool2dShape(layer: string, label: string, shape: { batch: number; height: number; width: number; channels: number }, poolSize: [number, number], strides: [number, number], padding: string): string {
+export function checkPool2dShape(gpu: Gpu, layer: string, label: string, shape: { batch: number; height: number; width: number; channels: number }, poolSize: [number, number], strides: [number, number], padding: string): string {
   const { batch: N, height: H, width: W, channels: C } = shape;
   const what = `${label}: ${layer} input [${N},${H},${W},${C}] pool ${poolSize.join('x')} strides ${strides.join('x')}${padding === 'valid' ? '' : ` padding ${padding}`}`;
   if (padding !== 'valid' && padding !== 'same') throw new Error(`${what}: padding must be 'valid' or 'same'`);
@@ -54,6 +55,12 @@ export function checkPool2dShape(layer: string, label: string, shape: { batch: n
   if (padding === 'valid' && (H < poolSize[0] || W < poolSize[1])) {
     throw new Error(`${what}: the input (${H}x${W}) is smaller than the pool window, so the 'valid' output would be empty; use padding 'same' or a smaller pool`);
   }
+  const inBytes = N * H * W * C * 4;
+  const maxBinding = gpu.limits.maxStorageBufferBindingSize;
+  if (inBytes > maxBinding) {
+    throw new Error(`${what}: the input is ${inBytes} bytes, over this adapter's maxStorageBufferBindingSize of ${maxBinding} bytes; use a smaller batch (or micro-batches) or a smaller input size`);
+  }
+  if (N * H * W * C >= 2 ** 32) throw new Error(`${what}: more than 2^32 elements`);
   return what;
 }
 
@@ -93,16 +100,10 @@ export class MaxPool2dKernel {
     const strides = shape.strides ?? poolSize;
     const padding = shape.padding ?? 'valid';
     const { batch: N, height: H, width: W, channels: C } = shape;
-    const what = checkPool2dShape('MaxPool2D', label, shape, poolSize, strides, padding);
+    const what = checkPool2dShape(gpu, 'MaxPool2D', label, shape, poolSize, strides, padding);
     const [PH, PW] = poolSize;
     const [SH, SW] = strides;
     const { outHeight: OH, outWidth: OW, padTop: PT, padLeft: PL } = pool2dGeometry(H, W, poolSize, strides, padding);
-    const inBytes = N * H * W * C * 4;
-    const maxBinding = gpu.limits.maxStorageBufferBindingSize;
-    if (inBytes > maxBinding) {
-      throw new Error(`${what}: the input is ${inBytes} bytes, over this adapter's maxStorageBufferBindingSize of ${maxBinding} bytes; use a smaller batch (or micro-batches) or a smaller input size`);
-    }
-    if (N * H * W * C >= 2 ** 32) throw new Error(`${what}: more than 2^32 elements`);
 
     const vec4 = C % 4 === 0;
     const cw = vec4 ? C / 4 : C; // channels in units of the shader's element
