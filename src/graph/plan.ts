@@ -409,7 +409,7 @@ export class Plan {
     const layout = layoutPlan(spec, binder);
     plan = new Plan(gpu, spec, layout, paramGrads);
     plan.seed = seed;
-    await plan.compile(binder);
+    await plan.compile();
     const newGrads = [...paramGrads.values()].slice(gradsBefore).reduce((a, b) => a + b.size, 0);
     plan.layout.memory.scratch = Math.max(0, gpu.memory().numBytes - before - plan.ownedBytes() - newGrads * (1 + spec.optimizerSlots));
     plan.layout.memory.total += plan.layout.memory.scratch;
@@ -426,6 +426,7 @@ export class Plan {
 
   private binder(optimizer: OptimizerKernel | null): Binder {
     if (this.binderCache) return this.binderCache;
+    const plan = this;
     const b: Binder = {
       program: (node, training) => {
         const key = programKey(node, this.chunkSize ?? this.spec.batch, training);
@@ -438,7 +439,10 @@ export class Plan {
         return f ? [f.kernel, f.bias] : node.layer.params.map((p) => p.buffer!);
       },
       grads: (node) => node.layer.params.map((p) => (node.trainable && p.trainable ? this.gradOf(p) : null)),
-      head: this.head,
+      // the loss head is built after the layers' programs: read it when ops are emitted
+      get head() {
+        return plan.head;
+      },
       guard: () => optimizer?.guard(this.stats) ?? null,
       updates: () => {
         if (!optimizer) return [];
@@ -469,7 +473,7 @@ export class Plan {
     return new Map([...this.paramGrads].map(([p, g]) => [p.name, g]));
   }
 
-  private async compile(binder: () => Binder): Promise<void> {
+  private async compile(): Promise<void> {
     const { spec, layout, gpu } = this;
     const { batch } = spec;
     const nodeOf = new Map(layout.nodes.map((n) => [n.output, n]));
@@ -548,8 +552,6 @@ export class Plan {
       this.adds.set(floats, k);
       this.destroyers.push(() => k.destroy());
     }
-    const b = binder();
-    b.head = this.head;
 
     // ---- emit
     const get = (v: VBuf) => (v.fixed ? this.fixedBuffers.get(v.fixed)! : this.slots[v.slot]);
