@@ -6,7 +6,8 @@ import golden from './fixtures/augment/golden.json' with { type: 'json' };
 import { checkImage, decodeRgb, ImageError } from '../src/io/image-decode.ts';
 import { readPngBrowser } from '../src/io/png-browser.ts';
 import { readPngNode } from '../src/io/png-node.ts';
-import { jpegRgb, pattern, png16, pngGray, pngRgb, pngRgba, withChunk } from './io-images.ts';
+import { deflateSync } from 'node:zlib';
+import { jpegRgb, pattern, png16, pngGray, pngRaw, pngRgb, pngRgba, withChunk, withIdat } from './io-images.ts';
 
 const pillow = (golden as unknown as { pillowDecoded: Record<string, { height: number; width: number; rgb: number[] }> }).pillowDecoded;
 const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`./fixtures/images/${name}`, import.meta.url)));
@@ -64,6 +65,35 @@ describe.each(readers)('PNG with %s', (_, read) => {
   it('palette (written by Pillow) equals Pillow decoding', () => {
     const img = decodeRgb(fixture('palette.png'), read);
     expect(Array.from(img.data)).toEqual(pillow['palette.png'].rgb);
+  });
+});
+
+describe.each(readers)('PNG data streams with %s', (_, read) => {
+  const rgbAt = (x: number, y: number, c: number) => (x * 37 + y * 11 + c * 80) & 255;
+
+  it('Adam7-interlaced RGB and 2-bit gray, split over IDAT chunks, decode pixel for pixel', () => {
+    for (const [h, w] of [[5, 7], [9, 3], [1, 1]]) {
+      const png = pngRaw(h, w, { colorType: 2, depth: 8, interlaced: true, sample: rgbAt, idatSplit: 5 });
+      const img = decodeRgb(png, read);
+      expect([img.height, img.width]).toEqual([h, w]);
+      expect(Array.from(img.data)).toEqual(Array.from({ length: h * w * 3 }, (_, i) => rgbAt(Math.floor(i / 3) % w, Math.floor(i / 3 / w), i % 3)));
+    }
+    const gray = decodeRgb(pngRaw(6, 5, { colorType: 0, depth: 2, interlaced: true, sample: (x, y) => (x + y) & 3 }), read);
+    expect(Array.from(gray.data)).toEqual(Array.from({ length: 90 }, (_, i) => ((Math.floor(i / 3) % 5) + Math.floor(i / 15)) % 4 * 85));
+  });
+
+  it('a corrupt, short or overlong stream is refused on every read, never decoded to garbage', () => {
+    const base = pngRgb(6, 6, pattern(6, 6));
+    const rows = 6 * (1 + 18);
+    const cases: [Uint8Array, RegExp][] = [
+      [withIdat(base, new Uint8Array([0x78, 0x9c, 1, 2, 3, 4, 5, 6, 7, 8])), /cannot decode the PNG data/],
+      [withIdat(base, new Uint8Array(deflateSync(new Uint8Array(rows - 19)))), /cannot decode the PNG data/],
+      [withIdat(base, new Uint8Array(deflateSync(new Uint8Array(rows + 40)))), /cannot decode the PNG data/],
+    ];
+    for (const [png, why] of cases) {
+      // the failure this guards against was random: pngjs's inflater returned unset memory
+      for (let i = 0; i < 30; i++) expect(() => decodeRgb(png, read)).toThrow(why);
+    }
   });
 });
 

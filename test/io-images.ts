@@ -4,6 +4,7 @@ import jpeg from 'jpeg-js';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 
 /** A deterministic RGB pattern, height x width x 3 bytes. */
@@ -123,4 +124,35 @@ export function writeTree(root: string, files: Record<string, Uint8Array | strin
     mkdirSync(content === null ? path : dirname(path), { recursive: true });
     if (content !== null) writeFileSync(path, content);
   }
+}
+
+/**
+ * A PNG written sample by sample (filter 0 on every row), for what pngjs cannot write: Adam7
+ * interlacing and bit depths below 8. `sample(x, y, c)` gives channel c of pixel (x, y).
+ */
+export function pngRaw(h: number, w: number, o: { colorType: 0 | 2; depth: 1 | 2 | 4 | 8; interlaced: boolean; sample: (x: number, y: number, c: number) => number; idatSplit?: number }): Uint8Array {
+  const ch = o.colorType === 2 ? 3 : 1;
+  const rows: number[] = [];
+  const image = (x0: number, y0: number, dx: number, dy: number) => {
+    const pw = Math.ceil((w - x0) / dx);
+    const ph = Math.ceil((h - y0) / dy);
+    if (!pw || !ph) return;
+    for (let j = 0; j < ph; j++) {
+      const bits: number[] = [];
+      for (let i = 0; i < pw; i++) for (let c = 0; c < ch; c++) bits.push(o.sample(x0 + i * dx, y0 + j * dy, c));
+      const row = new Uint8Array(Math.ceil((bits.length * o.depth) / 8));
+      bits.forEach((v, k) => (row[(k * o.depth) >> 3] |= v << (8 - o.depth - ((k * o.depth) & 7))));
+      rows.push(0, ...row);
+    }
+  };
+  if (!o.interlaced) image(0, 0, 1, 1);
+  else for (const [x0, y0, dx, dy] of [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]]) image(x0, y0, dx, dy);
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, w);
+  new DataView(ihdr.buffer).setUint32(4, h);
+  ihdr.set([o.depth, o.colorType, 0, 0, o.interlaced ? 1 : 0], 8);
+  const z = new Uint8Array(deflateSync(Uint8Array.from(rows)));
+  const cut = o.idatSplit ?? z.length; // a stream split over two IDAT chunks
+  const idat = cut < z.length ? [chunk('IDAT', z.subarray(0, cut)), chunk('IDAT', z.subarray(cut))] : [chunk('IDAT', z)];
+  return new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...chunk('IHDR', ihdr), ...idat.flatMap((c) => [...c]), ...chunk('IEND', new Uint8Array(0))]);
 }

@@ -21,7 +21,12 @@ export interface PngData {
   height: number;
   data: ArrayLike<number>;
 }
-export type PngReader = (bytes: Uint8Array, options: { skipRescale: boolean }) => PngData;
+/**
+ * Reads a PNG whose chunk layout checkPng has passed. `stream` is the concatenated IDAT data and
+ * `inflatedBytes` the exact size it must inflate to (filter bytes included), so a reader whose
+ * inflater can miss a corrupt stream (pngjs on node:zlib does) can check it first.
+ */
+export type PngReader = (bytes: Uint8Array, options: { skipRescale: boolean; stream: Uint8Array; inflatedBytes: number }) => PngData;
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -77,8 +82,36 @@ interface PngLayout {
   info: ImageInfo;
   depth: number;
   colorType: number;
+  interlaced: boolean;
   /** [start, end) of a tRNS chunk (header to CRC) when present */
   trns: [number, number] | null;
+  /** [start, end) of each IDAT chunk's data */
+  idat: [number, number][];
+}
+
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/** Bytes the IDAT stream inflates to: each (sub)image row is a filter byte and its packed samples. */
+function pngInflatedBytes({ info: { width, height }, depth, colorType, interlaced }: PngLayout): number {
+  const bits = depth * PNG_CHANNELS[colorType];
+  const rows = (w: number, h: number) => (w && h ? h * (1 + Math.ceil((w * bits) / 8)) : 0);
+  if (!interlaced) return rows(width, height);
+  // Adam7: pass = [x0, y0, dx, dy]
+  const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+  let n = 0;
+  for (const [x0, y0, dx, dy] of passes) n += rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy));
+  return n;
+}
+
+function pngStream(b: Uint8Array, idat: [number, number][]): Uint8Array {
+  if (idat.length === 1) return b.subarray(idat[0][0], idat[0][1]);
+  const out = new Uint8Array(idat.reduce((n, [s, e]) => n + e - s, 0));
+  let o = 0;
+  for (const [s, e] of idat) {
+    out.set(b.subarray(s, e), o);
+    o += e - s;
+  }
+  return out;
 }
 
 function checkPng(b: Uint8Array): PngLayout {
@@ -87,6 +120,7 @@ function checkPng(b: Uint8Array): PngLayout {
   let sawPalette = false;
   let sawData = false;
   let trns: [number, number] | null = null;
+  const idat: [number, number][] = [];
   for (;;) {
     if (p + 12 > b.length) throw new ImageError(`truncated PNG (${b.length} bytes; the file ends ${layout ? 'before its IEND chunk' : 'inside its header'})`);
     const len = u32(b, p);
@@ -102,7 +136,7 @@ function checkPng(b: Uint8Array): PngLayout {
       if (!width || !height) throw new ImageError(`corrupt PNG (size ${width}x${height})`);
       if (!PNG_DEPTHS[colorType]?.includes(depth)) throw new ImageError(`corrupt PNG (bit depth ${depth} with color type ${colorType})`);
       if (b[p + 18] !== 0 || b[p + 19] !== 0 || b[p + 20] > 1) throw new ImageError('corrupt PNG (unknown compression, filter or interlace method)');
-      layout = { info: { format: 'png', width, height }, depth, colorType, trns: null };
+      layout = { info: { format: 'png', width, height }, depth, colorType, interlaced: b[p + 20] === 1, trns: null, idat };
     } else if (type === 'PLTE') {
       sawPalette = true;
     } else if (type === 'tRNS') {
@@ -110,6 +144,7 @@ function checkPng(b: Uint8Array): PngLayout {
     } else if (type === 'IDAT') {
       if (layout.colorType === 3 && !sawPalette) throw new ImageError('corrupt PNG (palette image without a PLTE chunk)');
       sawData = true;
+      idat.push([p + 8, p + 8 + len]);
     } else if (type === 'IEND') {
       if (!sawData) throw new ImageError('corrupt PNG (no IDAT chunk)');
       layout.trns = trns;
@@ -203,7 +238,7 @@ function decodePng(b: Uint8Array, readPng: PngReader): RgbImage {
   // keeps them (it only drops alpha). Without the chunk pngjs leaves them alone.
   const bytes = layout.trns && layout.colorType !== 3 ? without(b, layout.trns) : b;
   const sixteen = layout.depth === 16;
-  const png = readPng(bytes, { skipRescale: sixteen });
+  const png = readPng(bytes, { skipRescale: sixteen, stream: pngStream(b, layout.idat), inflatedBytes: pngInflatedBytes(layout) });
   const { width, height } = png;
   const src = png.data;
   const out = new Uint8Array(width * height * 3);
