@@ -251,7 +251,7 @@ export class Model {
           this.updates ??= await c.optimizer.createKernel(this.gpu, this.guard.halt);
           const updates = this.updates;
           const guard = this.guard;
-          opt = { update: updates.update.bind(updates), guard: (stats: GPUBuffer) => guard.check(stats) };
+          opt = { updates: updates.updates.bind(updates), guard: (stats: GPUBuffer) => guard.check(stats) };
         }
         const plan = await Plan.build(this.gpu, this.spec(batch, !c), opt, this.seed, this.grads);
         this.applyPendingState();

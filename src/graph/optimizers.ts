@@ -48,6 +48,6 @@ export class SGD implements Optimizer {
 
 /** The plan's view: an optimizer's update kernels plus the guard op recorded before them. */
 export interface OptimizerKernel {
-  update(param: GPUBuffer, grad: GPUBuffer, size: number, label?: string): import('../gpu/index.ts').GpuOp;
+  updates: OptimizerUpdates['updates'];
   guard(stats: GPUBuffer): import('../gpu/index.ts').GpuOp;
 }

@@ -446,7 +446,8 @@ export class Plan {
       guard: () => optimizer?.guard(this.stats) ?? null,
       updates: () => {
         if (!optimizer) return [];
-        return this.layout.region.grad.filter((n) => n.trainable).flatMap((n) => n.layer.trainableParams.map((p) => optimizer.update(p.buffer!, this.gradOf(p), p.size, p.name)));
+        const targets = this.layout.region.grad.filter((n) => n.trainable).flatMap((n) => n.layer.trainableParams);
+        return optimizer.updates(targets.map((p) => ({ param: p.buffer!, grad: this.gradOf(p), size: p.size, label: p.name })));
       },
       add: (size) => {
         const k = this.adds.get(size);

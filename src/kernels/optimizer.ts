@@ -1,14 +1,27 @@
 import type { GpuOp } from '../gpu/index.ts';
 
+/** One trainable weight as the plan hands it to the optimizer. */
+export interface UpdateTarget {
+  param: GPUBuffer;
+  grad: GPUBuffer;
+  /** floats */
+  size: number;
+  label: string;
+}
+
 /**
- * What the plan needs from any optimizer's kernels: an in-place update op per trainable
- * parameter (reading the guard's halt flag), per-parameter state buffers of any count (SGD
- * momentum: one velocity; Adam: m and v), and the iteration written before each step.
+ * What the plan needs from any optimizer's kernels: the ops that update every trainable weight
+ * in place (reading the guard's halt flag), per-weight state buffers of any count (SGD
+ * momentum: one velocity; Adam: m and v), and the per-step hyperparameters written before each
+ * step. All targets come in one call so gradient clipping by the global norm can see them all.
  */
 export interface OptimizerUpdates {
-  /** The update op for one parameter tensor of `size` floats; creates its state buffers (zeroed) on first use. */
-  update(param: GPUBuffer, grad: GPUBuffer, size: number, label?: string): GpuOp;
-  /** Writes the per-step hyperparameters (learning rate schedule) for `iteration` (0 for the first update). */
+  /**
+   * The step's update ops for all trainable weights, in order (any clipping ops first). State
+   * buffers are created (zeroed) on first use and shared by every call naming the same param.
+   */
+  updates(targets: UpdateTarget[]): GpuOp[];
+  /** Writes the per-step hyperparameters (learning rate, schedule, bias corrections) for `iteration` (0 for the first update). */
   setIteration(iteration: number): void;
   /** Names of the state slots, in stateOf order (for checkpoints). */
   readonly stateNames: string[];

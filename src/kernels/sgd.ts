@@ -1,5 +1,5 @@
 import type { Gpu, GpuOp, Pipeline } from '../gpu/index.ts';
-import type { OptimizerUpdates } from './optimizer.ts';
+import type { OptimizerUpdates, UpdateTarget } from './optimizer.ts';
 
 export interface SgdOptions {
   learningRate?: number;
@@ -60,6 +60,10 @@ export class SgdKernel implements OptimizerUpdates {
   /** Bytes of optimizer state per parameter element (momentum buffers exist only with momentum). */
   get stateBytesPerElement(): number {
     return this.momentum > 0 ? 4 : 0;
+  }
+
+  updates(targets: UpdateTarget[]): GpuOp[] {
+    return targets.map((t) => this.update(t.param, t.grad, t.size, t.label));
   }
 
   /**
