@@ -42,17 +42,29 @@ export interface CompileConfig {
   metrics?: string[];
 }
 
-export interface Logs {
-  loss: number;
-  acc: number;
-  val_loss?: number;
-  val_acc?: number;
+/** An epoch's logs, by Keras's keys: loss, acc and the other metrics, their val_ twins, learning_rate when a callback sets it. */
+export type Logs = Record<string, number> & { loss: number; acc: number };
+
+/**
+ * What fit() calls, in Keras's order: setModel, onTrainBegin, then per epoch onEpochBegin,
+ * onBatchEnd per step and onEpochEnd (user callbacks before History and the progress line, so a
+ * `learning_rate` they add to the logs is recorded and printed), then onTrainEnd. The classes in
+ * callbacks.ts (EarlyStopping, ModelCheckpoint, ...) implement it; a plain object works too.
+ */
+export interface Callback {
+  setModel?(model: Model): void;
+  onTrainBegin?(logs?: Record<string, number>): void | Promise<void>;
+  onTrainEnd?(logs?: Record<string, number>): void | Promise<void>;
+  onEpochBegin?(epoch: number, logs?: Record<string, number>): void | Promise<void>;
+  onEpochEnd?(epoch: number, logs: Logs): void | Promise<void>;
+  onBatchEnd?(step: number, logs: Record<string, number> & { loss: number; acc: number; size: number }): void | Promise<void>;
 }
 
-export interface Callback {
-  onEpochBegin?(epoch: number): void | Promise<void>;
-  onEpochEnd?(epoch: number, logs: Logs): void | Promise<void>;
-  onBatchEnd?(step: number, logs: { loss: number; acc: number; size: number }): void | Promise<void>;
+/** One weight tensor of the model, as getWeights gives and setWeights takes (Keras's get_weights order). */
+export interface NamedTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
 }
 
 export interface FitConfig {
@@ -79,7 +91,8 @@ export interface FitConfig {
 
 export interface History {
   epoch: number[];
-  history: { loss: number[]; acc: number[]; val_loss: number[]; val_acc: number[] };
+  /** Per key of the epoch logs, one value per epoch (val_ keys only with validation data). */
+  history: Record<string, number[]> & { loss: number[]; acc: number[] };
 }
 
 /** Raised when a step's loss is not finite (Keras's TerminateOnNaN); weights are the last good step's. */
@@ -436,8 +449,10 @@ export class Model {
     const verbose = config.verbose ?? 1;
     const sink = config.sink ? { write: config.sink, live: false } : defaultSink();
     const callbacks = config.callbacks ?? [];
-    const history: History = { epoch: [], history: { loss: [], acc: [], val_loss: [], val_acc: [] } };
+    const history: History = { epoch: [], history: { loss: [], acc: [] } };
     this.stopTraining = false;
+    for (const cb of callbacks) cb.setModel?.(this);
+    for (const cb of callbacks) await cb.onTrainBegin?.({});
     const timing = { totalMs: 0, dataWaitMs: 0, submitMs: 0, gpuWaitMs: 0, validationMs: 0, steps: 0, cachedSteps: 0 };
     this.lastFitTiming = timing;
     const clock = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
@@ -492,6 +507,7 @@ export class Model {
       if (!submitted) throw new Error(`fit: the data source yielded no batches in epoch ${epoch + 1}; pass an iterable that restarts each epoch (an array, flowFromDirectory()) or stepsPerEpoch with an endless source`);
       const means = bar.means();
       const logs: Logs = { loss: means.loss, acc: means.acc };
+      const trained = new Set(Object.keys(logs));
       if (config.validationData) {
         t = clock();
         const [vl, va] = await this.evaluate(config.validationData, { steps: config.validationSteps, featureCache: config.featureCache, featureCacheBudget: config.featureCacheBudget });
@@ -499,19 +515,52 @@ export class Model {
         logs.val_loss = vl;
         logs.val_acc = va;
       }
-      bar.finish(submitted, config.validationData ? { val_loss: logs.val_loss!, val_acc: logs.val_acc! } : {});
-      history.epoch.push(epoch);
-      history.history.loss.push(logs.loss);
-      history.history.acc.push(logs.acc);
-      if (config.validationData) {
-        history.history.val_loss.push(logs.val_loss!);
-        history.history.val_acc.push(logs.val_acc!);
-      }
+      // user callbacks first (Keras appends History and the progress bar last): a learning_rate
+      // set by ReduceLROnPlateau is recorded and printed; EarlyStopping sees every value
       for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs);
+      bar.finish(submitted, Object.fromEntries(Object.entries(logs).filter(([k]) => !trained.has(k))));
+      history.epoch.push(epoch);
+      for (const [k, v] of Object.entries(logs)) (history.history[k] ??= []).push(v);
       if (this.stopTraining) break;
     }
+    for (const cb of callbacks) await cb.onTrainEnd?.({});
     timing.totalMs = clock() - fitStart;
     return history;
+  }
+
+  /** Every weight of every layer in Keras's get_weights order (non-trainable statistics included). */
+  async getWeights(): Promise<NamedTensor[]> {
+    const out: NamedTensor[] = [];
+    for (const l of this.layers) for (const p of l.params) out.push({ name: p.name, shape: p.shape.slice(), data: await p.read() });
+    return out;
+  }
+
+  /**
+   * Restores getWeights()'s result (Keras's set_weights: by order, every shape checked first).
+   * Weights whose values are unchanged are not rewritten, so restoring the best epoch's weights
+   * keeps the frozen part's feature cache and folds valid.
+   */
+  async setWeights(weights: NamedTensor[]): Promise<void> {
+    const params = this.layers.flatMap((l) => l.params);
+    if (weights.length !== params.length) throw new Error(`setWeights: the model has ${params.length} weight tensors, got ${weights.length}; pass what getWeights() returned for this model`);
+    weights.forEach((w, i) => {
+      const p = params[i];
+      if (w.shape.length !== p.shape.length || w.shape.some((d, j) => d !== p.shape[j]) || w.data.length !== p.size) {
+        throw new Error(`setWeights: weight ${i} ('${p.name}') has shape [${p.shape.join(', ')}], got '${w.name}' [${w.shape.join(', ')}] with ${w.data.length} values`);
+      }
+    });
+    for (let i = 0; i < params.length; i++) {
+      const now = await params[i].read();
+      const w = weights[i].data;
+      let same = true;
+      for (let k = 0; k < now.length && same; k++) same = Object.is(now[k], w[k]);
+      if (!same) params[i].write(w);
+    }
+  }
+
+  /** The compiled optimizer (callbacks read and set its learningRate). */
+  get optimizer(): Optimizer {
+    return this.requireCompiled('optimizer').optimizer;
   }
 
   /** Trainable parameters in Keras order (those the optimizer updates). */

@@ -5,7 +5,7 @@
  * flows are endless streams and the model keeps its step counter and momentum, so a stopped and
  * resumed run gives exactly the numbers of an uninterrupted one. Platform-free.
  */
-import type { Model } from '../../src/graph/model.ts';
+import type { Logs, Model } from '../../src/graph/model.ts';
 import type { DirectoryIterator } from '../../src/io/flow.ts';
 
 export interface StepRecord {
@@ -118,7 +118,7 @@ export class Trainer {
         if (this.stopRequested) this.model.stopTraining = true;
         this.events.onStep?.(rec);
       },
-      onEpochEnd: (_epoch: number, logs: { val_loss?: number; val_acc?: number }) => {
+      onEpochEnd: (_epoch: number, logs: Logs) => {
         const mine = this.steps.filter((s) => s.epoch === this.epoch);
         const seen = mine.reduce((a, s) => a + s.size, 0);
         const rec: EpochRecord = {
