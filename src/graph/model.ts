@@ -112,24 +112,34 @@ interface Compiled {
   trainable: boolean[];
 }
 
-/** Staging buffers for reading a step's [loss, acc] without stalling the next submit. */
+/** Staging buffers for reading a step's [loss, acc] (and metric accumulators) without stalling the next submit. */
 class StatsRing {
   private readonly slots: { buffer: GPUBuffer; busy: Promise<unknown> }[] = [];
   private next = 0;
-  constructor(private readonly gpu: Gpu, size = 4) {
-    for (let i = 0; i < size; i++) this.slots.push({ buffer: gpu.createBuffer(`stats readback ${i}`, 16, MAP_READ | COPY_DST), busy: Promise.resolve() });
+  /** `floats`: the most a submit reads back. */
+  constructor(private readonly gpu: Gpu, readonly floats: number, size = 4) {
+    for (let i = 0; i < size; i++) this.slots.push({ buffer: gpu.createBuffer(`stats readback ${i}`, Math.max(16, floats * 4), MAP_READ | COPY_DST), busy: Promise.resolve() });
   }
 
   /**
-   * Submits `ops` plus a copy of `stats` into a free slot. Resolves once submitted, to a handle
-   * whose `values` resolve when the copy is read (a wrapper, since promises cannot nest).
+   * Submits `ops` plus copies of `reads` (one after another) into a free slot. Resolves once
+   * submitted, to a handle whose `values` resolve when the copy is read (a wrapper, since
+   * promises cannot nest).
    */
-  async submit(label: string, ops: Parameters<Gpu['submit']>[1], stats: GPUBuffer, floats: number): Promise<{ values: Promise<Float32Array> }> {
+  async submit(label: string, ops: Parameters<Gpu['submit']>[1], reads: { buffer: GPUBuffer; floats: number }[]): Promise<{ values: Promise<Float32Array> }> {
+    const floats = reads.reduce((a, r) => a + r.floats, 0);
+    if (floats > this.floats) throw new Error(`internal: reading ${floats} floats through a ring of ${this.floats}`);
     const slot = this.slots[this.next];
     this.next = (this.next + 1) % this.slots.length;
     await slot.busy; // only waits when more steps are in flight than there are slots
     const list = Array.isArray(ops) ? ops : [ops];
-    this.gpu.submit(label, [...list, this.gpu.copy(`${label} stats readback`, stats, 0, slot.buffer, 0, floats * 4)]);
+    let at = 0;
+    const copies = reads.map((r) => {
+      const c = this.gpu.copy(`${label} readback`, r.buffer, 0, slot.buffer, at * 4, r.floats * 4);
+      at += r.floats;
+      return c;
+    });
+    this.gpu.submit(label, [...list, ...copies]);
     const result = (async () => {
       await this.gpu.checkErrors();
       await slot.buffer.mapAsync(1);
@@ -257,7 +267,7 @@ export class Model {
     if (!p) {
       p = (async () => {
         this.gpu ??= await getGpu();
-        this.ring ??= new StatsRing(this.gpu);
+        this.ring ??= new StatsRing(this.gpu, 2);
         let opt = null;
         if (c) {
           this.guard ??= await GuardKernel.create(this.gpu);
@@ -299,7 +309,7 @@ export class Model {
     this.updates!.setIteration(this.iteration);
     this.iteration++;
     const keep = cache && indices && plan.boundaries.length ? cache.storeOps(plan, indices) : [];
-    const handle = await this.ring!.submit(`train step ${this.iteration} (batch ${n})`, [...plan.trainOps, ...keep], plan.stats, 2);
+    const handle = await this.ring!.submit(`train step ${this.iteration} (batch ${n})`, [...plan.trainOps, ...keep], [{ buffer: plan.stats, floats: 2 }]);
     // a host cache copies the boundary now, before the next step is submitted and overwrites it
     const stored = cache && indices && plan.boundaries.length > 0 && !cache.onDevice ? cache.storeHost(plan, indices) : undefined;
     return { ...handle, stored };
@@ -314,7 +324,7 @@ export class Model {
     this.updates!.setIteration(this.iteration);
     this.iteration++;
     const load = cache.loadOps(plan, b.indices);
-    return this.ring!.submit(`train step ${this.iteration} (batch ${n}, cached features)`, [...load, ...plan.suffixTrainOps], plan.stats, 2);
+    return this.ring!.submit(`train step ${this.iteration} (batch ${n}, cached features)`, [...load, ...plan.suffixTrainOps], [{ buffer: plan.stats, floats: 2 }]);
   }
 
   private readonly caches = new Map<string, FeatureCache>();
@@ -368,7 +378,7 @@ export class Model {
     const n = this.checkBatch(x, y, 'testOnBatch');
     const plan = await this.plan(n);
     plan.load(x, y, this.iteration);
-    const stats = await (await this.ring!.submit(`test batch (batch ${n})`, plan.evalOps, plan.stats, 2)).values;
+    const stats = await (await this.ring!.submit(`test batch (batch ${n})`, plan.evalOps, [{ buffer: plan.stats, floats: 2 }])).values;
     return [stats[0], stats[1]];
   }
 

@@ -37,9 +37,16 @@ export class Progbar {
 
   constructor(private readonly target: number, private readonly verbose: number, private readonly sink: { write: Sink; live: boolean }, private readonly width = 30) {}
 
-  /** Records one step's values (weighted by its batch size) and redraws. */
-  update(current: number, values: Record<string, number>, batchSize: number): void {
+  /** Latest values of stateful metrics (AUC, precision, ...): already over the epoch so far, shown as they are. */
+  private stateful: Record<string, number> = {};
+
+  /**
+   * Records one step's values (weighted by its batch size) and redraws. `stateful` values are
+   * epoch-cumulative already (Keras's stateful metrics) and replace the previous ones.
+   */
+  update(current: number, values: Record<string, number>, batchSize: number, stateful: Record<string, number> = {}): void {
     for (const [k, v] of Object.entries(values)) this.sums.set(k, (this.sums.get(k) ?? 0) + v * batchSize);
+    this.stateful = { ...this.stateful, ...stateful };
     this.seen += batchSize;
     if (this.verbose !== 1 || !this.sink.live) return;
     const now = Date.now();
@@ -52,11 +59,11 @@ export class Progbar {
     this.lastWidth = line.length;
   }
 
-  /** Running means of everything recorded so far. */
+  /** Running means of everything recorded so far, then the stateful metrics' latest values. */
   means(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const [k, v] of this.sums) out[k] = v / Math.max(1, this.seen);
-    return out;
+    return { ...out, ...this.stateful };
   }
 
   /** Final line of the epoch, with extra values (val_loss, val_acc) appended. */
