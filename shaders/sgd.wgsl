@@ -2,13 +2,16 @@
 //   plain:     p -= lr * g
 //   momentum:  v = m * v - lr * g;  p += v
 //   nesterov:  v = m * v - lr * g;  p += m * v - lr * g
-// lr already includes decay (lr / (1 + decay * iterations)), written by the host per step.
+// lr already includes any schedule or legacy decay (lr / (1 + decay * iterations)), written by
+// the host per step. Before the update, as Keras's apply(): g is clipped (CLIP 1: g * gscale[k],
+// the scale clip_gradients.wgsl wrote for clipnorm / global_clipnorm; CLIP 2: clamp to
+// +-clipvalue), then with DECAY the weight decays: p -= p * wd * lr (wdlr = wd * lr, host-side).
 // `halt` is a sticky flag set by guard.wgsl when a step's loss is not finite: from then on updates
 // are skipped, so training stopped on a NaN keeps the weights of the last good step even though
 // the host learns of the NaN only after later steps were submitted.
 
-struct Shape { n: u32 }
-struct Hyper { lr: f32, momentum: f32 }
+struct Shape { n: u32, k: u32 }
+struct Hyper { lr: f32, momentum: f32, wdlr: f32, clipvalue: f32 }
 
 @group(0) @binding(0) var<uniform> shape: Shape;
 @group(0) @binding(1) var<uniform> hyper: Hyper;
@@ -16,6 +19,7 @@ struct Hyper { lr: f32, momentum: f32 }
 @group(0) @binding(3) var<storage, read> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> velocity: array<f32>;
 @group(0) @binding(5) var<storage, read_write> halt: array<u32>;
+@group(0) @binding(6) var<storage, read> gscale: array<f32>;
 // The same tensors seen as vec4s (sizes divisible by 4: nearly every weight). On CPU adapters
 // (lavapipe) each lane's load is a separate gather, so one 16-byte load beats four 4-byte ones.
 @group(0) @binding(7) var<storage, read_write> param4: array<vec4f>;
@@ -23,10 +27,34 @@ struct Hyper { lr: f32, momentum: f32 }
 @group(0) @binding(9) var<storage, read_write> velocity4: array<vec4f>;
 
 override NESTEROV: bool = false;
+override CLIP: u32 = 0u;
+override DECAY: bool = false;
 const WG: u32 = 256u;
 
 fn index(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
+fn clipped(g: f32) -> f32 {
+  if (CLIP == 1u) { return g * gscale[shape.k]; }
+  if (CLIP == 2u) { return clamp(g, -hyper.clipvalue, hyper.clipvalue); }
+  return g;
+}
+
+fn clipped4(g: vec4f) -> vec4f {
+  if (CLIP == 1u) { return g * gscale[shape.k]; }
+  if (CLIP == 2u) { return clamp(g, vec4f(-hyper.clipvalue), vec4f(hyper.clipvalue)); }
+  return g;
+}
+
+fn decayed(p: f32) -> f32 {
+  if (DECAY) { return p - p * hyper.wdlr; }
+  return p;
+}
+
+fn decayed4(p: vec4f) -> vec4f {
+  if (DECAY) { return p - p * hyper.wdlr; }
+  return p;
 }
 
 @compute @workgroup_size(WG)
@@ -34,7 +62,7 @@ fn plain(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
          @builtin(local_invocation_index) lid: u32) {
   let i = index(wid, nwg, lid);
   if (i >= shape.n || halt[0] != 0u) { return; }
-  param[i] = param[i] - hyper.lr * grad[i];
+  param[i] = decayed(param[i]) - hyper.lr * clipped(grad[i]);
 }
 
 @compute @workgroup_size(WG)
@@ -42,13 +70,14 @@ fn momentum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
             @builtin(local_invocation_index) lid: u32) {
   let i = index(wid, nwg, lid);
   if (i >= shape.n || halt[0] != 0u) { return; }
-  let g = grad[i];
+  let g = clipped(grad[i]);
+  let p = decayed(param[i]);
   let v = hyper.momentum * velocity[i] - hyper.lr * g;
   velocity[i] = v;
   if (NESTEROV) {
-    param[i] = param[i] + hyper.momentum * v - hyper.lr * g;
+    param[i] = p + (hyper.momentum * v - hyper.lr * g);
   } else {
-    param[i] = param[i] + v;
+    param[i] = p + v;
   }
 }
 
@@ -58,7 +87,7 @@ fn plain4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
           @builtin(local_invocation_index) lid: u32) {
   let i = index(wid, nwg, lid);
   if (i >= shape.n || halt[0] != 0u) { return; }
-  param4[i] = param4[i] - hyper.lr * grad4[i];
+  param4[i] = decayed4(param4[i]) - hyper.lr * clipped4(grad4[i]);
 }
 
 @compute @workgroup_size(WG)
@@ -66,12 +95,13 @@ fn momentum4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
              @builtin(local_invocation_index) lid: u32) {
   let i = index(wid, nwg, lid);
   if (i >= shape.n || halt[0] != 0u) { return; }
-  let g = grad4[i];
+  let g = clipped4(grad4[i]);
+  let p = decayed4(param4[i]);
   let v = hyper.momentum * velocity4[i] - hyper.lr * g;
   velocity4[i] = v;
   if (NESTEROV) {
-    param4[i] = param4[i] + hyper.momentum * v - hyper.lr * g;
+    param4[i] = p + (hyper.momentum * v - hyper.lr * g);
   } else {
-    param4[i] = param4[i] + v;
+    param4[i] = p + v;
   }
 }

@@ -21,6 +21,15 @@
 // over the classes in a fixed tree; they write the per-example (loss, correct, bad) to a
 // scratch buffer, which `reduce_stats` (one workgroup, fixed stride and tree) sums into the
 // batch means. Deterministic: no atomics anywhere.
+//
+// Per-example weights w[batch] (Keras sample_weight, e.g. from class_weight), Keras 3's
+// 'sum_over_batch_size' reduction and weighted metric means:
+//   batch loss = sum_i w_i loss_i / batch        (divided by the batch, not by sum_i w_i)
+//   dL/dz_k    = w_i (sum(y) softmax_k - y_k) / batch
+//   acc        = sum_i w_i correct_i / sum_i w_i (0 when sum_i w_i = 0, Keras's divide_no_nan)
+// come from `rows_loss_and_gradient_weighted` (training; evaluation reuses rows_loss) followed by
+// `reduce_stats_weighted`, which also keeps [sum w loss, sum w correct, sum w] in `weighted_sums` for
+// `accumulate_weighted`. A bad sparse label still makes the loss NaN whatever its weight.
 
 struct Shape {
   batch: u32,
@@ -40,6 +49,8 @@ struct Shape {
 @group(0) @binding(7) var<storage, read> batch_stats: array<f32>;      // accumulate: this batch's stats
 @group(0) @binding(8) var<storage, read_write> totals: array<f32>;     // [loss sum, correct, count]
 @group(0) @binding(9) var<storage, read_write> probs: array<f32>;      // probabilities: softmax rows
+@group(0) @binding(10) var<storage, read> weights: array<f32>;         // weighted passes: w[batch]
+@group(0) @binding(11) var<storage, read_write> weighted_sums: array<f32>;      // [sum w loss, sum w correct, sum w, 0]
 
 // Invocations per workgroup, a power of two <= 256 chosen by the host (for the rows passes
 // about the number of classes, so small heads do not idle 256 lanes per example).
@@ -183,16 +194,10 @@ fn row_result(r: Row) -> vec4f {
   return vec4f(select(r.loss, 0.0, r.bad), correct, select(0.0, 1.0, r.bad), 0.0);
 }
 
-@compute @workgroup_size(WG)
-fn rows_loss_and_gradient(@builtin(local_invocation_index) lid: u32,
-                          @builtin(workgroup_id) wid: vec3u,
-                          @builtin(num_workgroups) nwg: vec3u) {
-  let row = row_index(wid, nwg);
-  if (row >= shape.batch) { return; }   // workgroup-uniform
-  let r = row_loss(row, lid);
+// dlogits of one row, (sum(y) softmax - y) * scale (scale = 1 / batch, times w_i when weighted).
+fn write_gradient(row: u32, lid: u32, r: Row, scale: f32) {
   let k_n = shape.classes;
   let base = row * k_n;
-  let inv_n = 1.0 / f32(shape.batch);
   let denom = 1.0 + r.t;
   let nan = bitcast<f32>(shape.nan_bits);
   for (var k = lid; k < k_n; k += WG) {
@@ -205,8 +210,29 @@ fn rows_loss_and_gradient(@builtin(local_invocation_index) lid: u32,
     } else {
       g = r.sum_y * exp(logits[base + k] - r.m) / denom - y;
     }
-    dlogits[base + k] = select(g * inv_n, nan, r.bad);
+    dlogits[base + k] = select(g * scale, nan, r.bad);
   }
+}
+
+@compute @workgroup_size(WG)
+fn rows_loss_and_gradient(@builtin(local_invocation_index) lid: u32,
+                          @builtin(workgroup_id) wid: vec3u,
+                          @builtin(num_workgroups) nwg: vec3u) {
+  let row = row_index(wid, nwg);
+  if (row >= shape.batch) { return; }   // workgroup-uniform
+  let r = row_loss(row, lid);
+  write_gradient(row, lid, r, 1.0 / f32(shape.batch));
+  if (lid == 0u) { rows[row] = row_result(r); }
+}
+
+@compute @workgroup_size(WG)
+fn rows_loss_and_gradient_weighted(@builtin(local_invocation_index) lid: u32,
+                                   @builtin(workgroup_id) wid: vec3u,
+                                   @builtin(num_workgroups) nwg: vec3u) {
+  let row = row_index(wid, nwg);
+  if (row >= shape.batch) { return; }
+  let r = row_loss(row, lid);
+  write_gradient(row, lid, r, weights[row] * (1.0 / f32(shape.batch)));   // w = 1: the unweighted scale
   if (lid == 0u) { rows[row] = row_result(r); }
 }
 
@@ -231,6 +257,29 @@ fn reduce_stats(@builtin(local_invocation_index) lid: u32) {
     let nf = f32(n);
     stats[0] = select(s.x / nf, bitcast<f32>(shape.nan_bits), s.z > 0.0);
     stats[1] = s.y / nf;
+  }
+}
+
+// Weighted batch stats from the per-example results (rows pass unchanged: weights applied here).
+@compute @workgroup_size(WG)
+fn reduce_stats_weighted(@builtin(local_invocation_index) lid: u32) {
+  let n = shape.batch;
+  var part = vec4f(0.0);
+  for (var i = lid; i < n; i += WG) {
+    let r = row_stats[i];
+    let w = weights[i];
+    part += vec4f(w * r.x, w * r.y, r.z, w);
+  }
+  let s = reduce_sum(lid, part);
+  if (lid == 0u) {
+    let nan = bitcast<f32>(shape.nan_bits);
+    let loss_sum = select(s.x, nan, s.z > 0.0);
+    stats[0] = loss_sum / f32(n);
+    stats[1] = select(0.0, s.y / s.w, s.w > 0.0);
+    weighted_sums[0] = loss_sum;
+    weighted_sums[1] = s.y;
+    weighted_sums[2] = s.w;
+    weighted_sums[3] = 0.0;
   }
 }
 
@@ -262,4 +311,15 @@ fn accumulate() {
   totals[0] += batch_stats[0] * n;
   totals[1] += round(batch_stats[1] * n);   // the correct count, an integer up to rounding
   totals[2] += n;
+}
+
+// After a weighted pass: totals += [sum w loss, sum w correct, sum w] of that batch, and
+// totals[3] += batch where totals has a 4th float (Keras's epoch loss is totals[0] / totals[3],
+// its weighted accuracy totals[1] / totals[2]).
+@compute @workgroup_size(1)
+fn accumulate_weighted() {
+  totals[0] += weighted_sums[0];
+  totals[1] += weighted_sums[1];
+  totals[2] += weighted_sums[2];
+  if (arrayLength(&totals) > 3u) { totals[3] += f32(shape.batch); }
 }

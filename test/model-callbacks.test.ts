@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Conv2D, Dense, Flatten, Input, Model, SGD, setInitSeed, type Callback } from '../src/index.ts';
+import { Conv2D, Dense, Flatten, Input, Model, SGD, setInitSeed, type CallbackHooks, type CallbackModel } from '../src/index.ts';
 import { rng } from './helpers/random.ts';
 
 function tiny(): Model {
@@ -22,8 +22,8 @@ describe('fit and callbacks', () => {
     setInitSeed(3);
     const m = tiny();
     const calls: string[] = [];
-    let seen: Model | null = null;
-    const cb: Callback = {
+    let seen: CallbackModel | null = null;
+    const cb: CallbackHooks = {
       setModel: (model) => void (seen = model),
       onTrainBegin: () => void calls.push('trainBegin'),
       onEpochBegin: (e) => void calls.push(`epochBegin ${e}`),

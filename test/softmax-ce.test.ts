@@ -5,6 +5,7 @@ import { output, testGpu } from './helpers/gpu.ts';
 import { randomArray, rng } from './helpers/random.ts';
 import { expectClose, expectRelative } from './helpers/compare.ts';
 import { argmaxRef, meanSoftmaxCeRef, softmaxCeRef, softmaxRef, type LabelKind } from './reference/softmax-ce.ts';
+import { normalizeClassWeight, sampleWeights } from '../src/graph/class-weights.ts';
 
 /** Random class indices in [0, classes). */
 function classIndices(batch: number, classes: number, seed: number): number[] {
@@ -41,19 +42,36 @@ function logitsFor(cls: number[], classes: number, seed: number): Float32Array {
   return z;
 }
 
-/** One lossAndGradient on poisoned outputs; returns what the GPU wrote. */
-async function lossAndGradient(gpu: Gpu, z: Float32Array, y: Float32Array, classes: number, kind: LabelKind) {
+/** One lossAndGradient (weighted when w is given) on poisoned outputs; returns what the GPU wrote. */
+async function lossAndGradient(gpu: Gpu, z: Float32Array, y: Float32Array, classes: number, kind: LabelKind, w?: Float32Array) {
   const batch = z.length / classes;
-  const k = await SoftmaxCeKernel.create(gpu, { batch, classes, labels: kind, label: 'predictions' });
+  const k = await SoftmaxCeKernel.create(gpu, { batch, classes, labels: kind, label: 'predictions', weighted: w !== undefined });
   const logits = gpu.upload('logits', z);
   const labels = gpu.upload('labels', y);
   const dlogits = output(gpu, 'dlogits', z.length);
   const stats = output(gpu, 'stats', 2);
-  gpu.submit('softmax_ce test', k.lossAndGradient({ logits, labels, dlogits, stats }));
+  const weights = w ? gpu.upload('weights', w) : undefined;
+  gpu.submit('softmax_ce test', k.lossAndGradient({ logits, labels, dlogits, stats, weights }));
   const result = { dlogits: await gpu.readF32(dlogits), stats: await gpu.readF32(stats) };
-  for (const b of [logits, labels, dlogits, stats]) gpu.destroyBuffer(b);
+  for (const b of [logits, labels, dlogits, stats, weights]) if (b) gpu.destroyBuffer(b);
   k.destroy();
   return result;
+}
+
+/**
+ * Class weights {0: 0.25, 1: 4, 2: 2.5} (those in range; other classes weigh 1) turned into
+ * per-example weights as Keras's class_weight does, then every 7th example weighted 0 and every
+ * 11th 1e4: weighted and unweighted statistics differ.
+ */
+function mixedWeights(y: Float32Array, classes: number, kind: LabelKind, batch: number): Float32Array {
+  const map = Object.fromEntries(Object.entries({ 0: 0.25, 1: 4, 2: 2.5 }).filter(([c]) => Number(c) < classes));
+  const loss = kind === 'sparse' ? 'sparse_categorical_crossentropy' : 'categorical_crossentropy';
+  const w = sampleWeights(y, loss, normalizeClassWeight(map, classes), batch);
+  for (let i = 0; i < batch; i++) {
+    if (i % 7 === 3) w[i] = 0;
+    else if (i % 11 === 5) w[i] = 1e4;
+  }
+  return w;
 }
 
 
@@ -353,5 +371,196 @@ describe('softmax + categorical cross-entropy', () => {
     for (const b of [full, perExample, stats, one]) gpu.destroyBuffer(b);
     sparse.destroy();
     onehot.destroy();
+  });
+  for (const kind of ['onehot', 'sparse'] as const) {
+    for (const classes of [2, 10, 1000]) {
+      for (const batch of [1, 5, 300]) {
+        it(`${kind} weighted: loss = sum(w loss) / batch, accuracy = sum(w correct) / sum(w), dlogits rows times w (classes ${classes}, batch ${batch})`, async () => {
+          const gpu = await testGpu();
+          const cls = classIndices(batch, classes, classes * 77 + batch);
+          const z = logitsFor(cls, classes, classes + batch + 5);
+          const y = encodeLabels(cls, classes, kind);
+          const w = mixedWeights(y, classes, kind, batch);
+          const got = await lossAndGradient(gpu, z, y, classes, kind, w);
+          const ref = softmaxCeRef(z, y, classes, kind, w);
+          expectClose([got.stats[0]], [ref.loss], 1e-5, 'weighted loss');
+          expectClose([got.stats[1]], [ref.acc], 1e-6, 'weighted accuracy');
+          expectClose(scaled(got.dlogits, batch), scaled(ref.dlogits, batch), 1e-5, 'batch * dlogits');
+          for (let i = 0; i < batch; i++) {
+            if (w[i] === 0) expect(got.dlogits.subarray(i * classes, (i + 1) * classes).every((d) => d === 0), `dlogits row ${i} of weight 0`).toBe(true);
+          }
+          if (batch === 300) {
+            // the weights matter here: a kernel ignoring them (or dividing by sum(w)) would fail
+            expect(Math.abs(ref.acc - softmaxCeRef(z, y, classes, kind).acc)).toBeGreaterThan(1e-3);
+            expect(Math.abs(ref.loss - ref.lossSum / ref.weightSum)).toBeGreaterThan(1e-3 * ref.loss);
+          }
+        });
+      }
+    }
+  }
+
+  for (const kind of ['onehot', 'sparse'] as const) {
+    it(`${kind}: weighted with all weights 1 is bit-identical to the unweighted pass`, async () => {
+      const gpu = await testGpu();
+      const classes = 37;
+      const batch = 301;
+      const cls = classIndices(batch, classes, 400);
+      const z = logitsFor(cls, classes, 401);
+      const y = encodeLabels(cls, classes, kind);
+      const plain = await lossAndGradient(gpu, z, y, classes, kind);
+      const ones = await lossAndGradient(gpu, z, y, classes, kind, new Float32Array(batch).fill(1));
+      expect(Array.from(ones.stats)).toEqual(Array.from(plain.stats));
+      expect(Array.from(ones.dlogits)).toEqual(Array.from(plain.dlogits));
+      const ref = softmaxCeRef(z, y, classes, kind);
+      expectClose(plain.stats, [ref.loss, ref.acc], 1e-5, 'unweighted stats');
+    });
+  }
+
+  it('weighted with every weight 0: loss 0, accuracy 0 (Keras divide_no_nan), no gradient', async () => {
+    const gpu = await testGpu();
+    const classes = 5;
+    const batch = 9;
+    const cls = classIndices(batch, classes, 410);
+    const z = logitsFor(cls, classes, 411);
+    const got = await lossAndGradient(gpu, z, Float32Array.from(cls), classes, 'sparse', new Float32Array(batch));
+    expect(Array.from(got.stats)).toEqual([0, 0]);
+    expect(got.dlogits.every((d) => d === 0)).toBe(true);
+  });
+
+  for (const [kind, what] of [['onehot', 'soft rows'], ['sparse', 'class indices']] as const) {
+    it(`${kind}: weighted dlogits match central finite differences of the float64 weighted loss (${what})`, async () => {
+      const gpu = await testGpu();
+      const classes = 5;
+      const batch = 4;
+      const z = randomArray(batch * classes, 421, -3, 3);
+      const y = kind === 'sparse' ? encodeLabels(classIndices(batch, classes, 422), classes, kind) : softLabels(batch, classes, 423);
+      const w = Float32Array.from([0.5, 0, 7, 1.25]);
+      const eps = 1e-3;
+      const zz = Float64Array.from(z);
+      const fd = new Float64Array(zz.length);
+      for (let j = 0; j < zz.length; j++) {
+        const zp = Float64Array.from(zz);
+        const zm = Float64Array.from(zz);
+        zp[j] += eps;
+        zm[j] -= eps;
+        fd[j] = (meanSoftmaxCeRef(zp, y, classes, kind, w) - meanSoftmaxCeRef(zm, y, classes, kind, w)) / (2 * eps);
+      }
+      const got = await lossAndGradient(gpu, z, y, classes, kind, w);
+      expectClose(scaled(got.dlogits, batch), scaled(fd, batch), 1e-4, 'batch * weighted dlogits vs finite differences');
+      expectClose([got.stats[0]], [meanSoftmaxCeRef(z, y, classes, kind, w)], 1e-5, 'weighted loss');
+    });
+  }
+
+  it('weighted: a bad sparse label makes the loss NaN even at weight 0 (and only its dlogits row)', async () => {
+    const gpu = await testGpu();
+    const classes = 4;
+    const batch = 5;
+    const z = randomArray(batch * classes, 431, -2, 2);
+    const y = Float32Array.from([0, 3, 7, 2, 0]);
+    const w = Float32Array.from([2, 0.5, 0, 3, 1]);
+    const got = await lossAndGradient(gpu, z, y, classes, 'sparse', w);
+    expect(got.stats[0]).toBeNaN();
+    expect(Number.isFinite(got.stats[1]), 'accuracy stays a number').toBe(true);
+    const good = Float32Array.from([0, 3, 1, 2, 0]);
+    const ref = softmaxCeRef(z, good, classes, 'sparse', w);
+    for (let i = 0; i < batch; i++) {
+      const row = got.dlogits.subarray(i * classes, (i + 1) * classes);
+      if (i === 2) expect(Array.from(row).every(Number.isNaN), 'dlogits row of the bad label').toBe(true);
+      else expectClose(scaled(row, batch), scaled(ref.dlogits.subarray(i * classes, (i + 1) * classes), batch), 1e-5, `dlogits row ${i}`);
+    }
+  });
+
+  it('weighted loss() writes the weighted stats only, equal to the training pass', async () => {
+    const gpu = await testGpu();
+    const batch = 300;
+    const classes = 10;
+    for (const kind of ['onehot', 'sparse'] as const) {
+      const k = await SoftmaxCeKernel.create(gpu, { batch, classes, labels: kind, label: 'eval', weighted: true });
+      const cls = classIndices(batch, classes, 441);
+      const z = logitsFor(cls, classes, 442);
+      const y = encodeLabels(cls, classes, kind);
+      const w = mixedWeights(y, classes, kind, batch);
+      const logits = gpu.upload('logits', z);
+      const labels = gpu.upload('labels', y);
+      const weights = gpu.upload('weights', w);
+      const dlogits = output(gpu, 'dlogits', batch * classes);
+      const stats = output(gpu, 'stats', 2);
+      gpu.submit('softmax_ce eval weighted', k.loss({ logits, labels, stats, weights }));
+      const s = await gpu.readF32(stats);
+      const ref = softmaxCeRef(z, y, classes, kind, w);
+      expectClose(s, [ref.loss, ref.acc], 1e-5, 'weighted stats');
+      expect((await gpu.readF32(dlogits)).every(Number.isNaN)).toBe(true);
+      gpu.submit('softmax_ce train weighted', k.lossAndGradient({ logits, labels, dlogits, stats, weights }));
+      expect(Array.from(await gpu.readF32(stats))).toEqual(Array.from(s));
+      // an unweighted pass right after is the plain mean again
+      gpu.submit('softmax_ce eval', k.loss({ logits, labels, stats }));
+      expectClose(await gpu.readF32(stats), [softmaxCeRef(z, y, classes, kind).loss, softmaxCeRef(z, y, classes, kind).acc], 1e-5, 'unweighted stats');
+      for (const b of [logits, labels, weights, dlogits, stats]) gpu.destroyBuffer(b);
+      k.destroy();
+    }
+  });
+
+  it('weighted accumulate over 3 batches: totals = [sum w loss, sum w correct, sum w, count]', async () => {
+    const gpu = await testGpu();
+    const batch = 33;
+    const classes = 6;
+    for (const kind of ['onehot', 'sparse'] as const) {
+      const k = await SoftmaxCeKernel.create(gpu, { batch, classes, labels: kind, label: 'acc' });
+      await k.enableWeights(); // the late way: a kernel built unweighted, weights added later
+      const logits = gpu.createBuffer('logits', batch * classes * 4);
+      const labels = gpu.createBuffer('labels', (kind === 'sparse' ? batch : batch * classes) * 4);
+      const weights = gpu.createBuffer('weights', batch * 4);
+      const dlogits = output(gpu, 'dlogits', batch * classes);
+      const stats = output(gpu, 'stats', 2);
+      const totals4 = gpu.upload('totals4', new Float32Array(4));
+      const totals3 = gpu.upload('totals3', new Float32Array(3));
+      const train = [k.lossAndGradient({ logits, labels, dlogits, stats, weights }), k.accumulate({ stats, totals: totals4, weighted: true }), k.accumulate({ stats, totals: totals3, weighted: true })];
+      const evaluate = [k.loss({ logits, labels, stats, weights }), k.accumulate({ stats, totals: totals4, weighted: true }), k.accumulate({ stats, totals: totals3, weighted: true })];
+      const sums = [0, 0, 0];
+      for (let b = 0; b < 3; b++) {
+        const cls = classIndices(batch, classes, 450 + b);
+        const z = logitsFor(cls, classes, 460 + b);
+        const y = encodeLabels(cls, classes, kind);
+        const w = mixedWeights(y, classes, kind, batch);
+        gpu.write(logits, z);
+        gpu.write(labels, y);
+        gpu.write(weights, w);
+        gpu.submit(`softmax_ce weighted step ${b}`, b === 1 ? evaluate : train);
+        const ref = softmaxCeRef(z, y, classes, kind, w);
+        sums[0] += ref.lossSum;
+        sums[1] += ref.correct;
+        sums[2] += ref.weightSum;
+      }
+      const t = await gpu.readF32(totals4);
+      expectClose(Array.from(t.subarray(0, 3)), sums, 1e-5, 'weighted sums');
+      expect(t[3]).toBe(3 * batch);
+      expectClose(await gpu.readF32(totals3), sums, 1e-5, 'weighted sums in a 3-float totals');
+      for (const b of [logits, labels, weights, dlogits, stats, totals4, totals3]) gpu.destroyBuffer(b);
+      k.destroy();
+    }
+  });
+
+  it('rejects a short weights buffer and weights before enableWeights(), naming them', async () => {
+    const gpu = await testGpu();
+    const batch = 4;
+    const classes = 3;
+    const k = await SoftmaxCeKernel.create(gpu, { batch, classes, labels: 'sparse', label: 'dense_3' });
+    const full = gpu.createBuffer('full', batch * classes * 4);
+    const stats = gpu.createBuffer('stats', 8);
+    const short = gpu.createBuffer('short_weights', 12);
+    for (const [what, call] of [
+      ['lossAndGradient', () => k.lossAndGradient({ logits: full, labels: full, dlogits: full, stats, weights: full })],
+      ['loss', () => k.loss({ logits: full, labels: full, stats, weights: full })],
+      ['accumulate', () => k.accumulate({ stats, totals: full, weighted: true })],
+    ] as const) {
+      expect(call, what).toThrow(new RegExp(`dense_3: softmax_ce.${what} with weights needs the weighted pipelines: create the kernel with \\{ weighted: true \\} or await enableWeights\\(\\)`));
+    }
+    expect(() => k.loss({ logits: full, labels: full, stats })).not.toThrow();
+    await k.enableWeights();
+    expect(() => k.lossAndGradient({ logits: full, labels: full, dlogits: full, stats, weights: short })).toThrow(/dense_3: softmax_ce needs weights of at least 4 floats .*short_weights/);
+    expect(() => k.loss({ logits: full, labels: full, stats, weights: short })).toThrow(/needs weights of at least 4 floats/);
+    expect(() => k.loss({ logits: full, labels: full, stats, weights: full })).not.toThrow();
+    for (const b of [full, stats, short]) gpu.destroyBuffer(b);
+    k.destroy();
   });
 });

@@ -4,7 +4,8 @@ import type { OptimizerUpdates } from '../kernels/optimizer.ts';
 import { currentGpu, getGpu } from './backend.ts';
 import { kerasLayerOrder } from './graph.ts';
 import { sizeOf, type Layer, type Param } from './layer.ts';
-import { SGD, type Optimizer } from './optimizers.ts';
+import type { CallbackHooks } from './callbacks.ts';
+import { optimizerFromName, type Optimizer } from './optimizers.ts';
 import { FeatureCache } from './feature-cache.ts';
 import { labelSize, layoutPlan, planNodes, Plan, type LossName, type PlanMemory, type PlanSpec } from './plan.ts';
 import { defaultSink, Progbar, type Sink } from './progbar.ts';
@@ -37,7 +38,8 @@ export type BatchSource = (Iterable<Batch> | AsyncIterable<Batch>) & {
 };
 
 export interface CompileConfig {
-  optimizer: 'sgd' | Optimizer;
+  /** 'sgd', 'adam', 'adamw', 'rmsprop' (Keras's defaults) or an instance such as new Adam({ learningRate: 1e-4 }) */
+  optimizer: string | Optimizer;
   loss: LossName;
   metrics?: string[];
 }
@@ -45,19 +47,13 @@ export interface CompileConfig {
 /** An epoch's logs, by Keras's keys: loss, acc and the other metrics, their val_ twins, learning_rate when a callback sets it. */
 export type Logs = Record<string, number> & { loss: number; acc: number };
 
-/**
- * What fit() calls, in Keras's order: setModel, onTrainBegin, then per epoch onEpochBegin,
- * onBatchEnd per step and onEpochEnd (user callbacks before History and the progress line, so a
- * `learning_rate` they add to the logs is recorded and printed), then onTrainEnd. The classes in
- * callbacks.ts (EarlyStopping, ModelCheckpoint, ...) implement it; a plain object works too.
- */
-export interface Callback {
-  setModel?(model: Model): void;
-  onTrainBegin?(logs?: Record<string, number>): void | Promise<void>;
-  onTrainEnd?(logs?: Record<string, number>): void | Promise<void>;
-  onEpochBegin?(epoch: number, logs?: Record<string, number>): void | Promise<void>;
-  onEpochEnd?(epoch: number, logs: Logs): void | Promise<void>;
-  onBatchEnd?(step: number, logs: Record<string, number> & { loss: number; acc: number; size: number }): void | Promise<void>;
+/** getOptimizerState's result: the update counter, the optimizer's name and current learning rate (a number, when not a schedule), every state buffer. */
+export interface OptimizerState {
+  iteration: number;
+  /** absent in states saved before it was recorded */
+  optimizer?: string;
+  learningRate?: number;
+  velocities: { name: string; data: Float32Array }[];
 }
 
 /** One weight tensor of the model, as getWeights gives and setWeights takes (Keras's get_weights order). */
@@ -73,7 +69,12 @@ export interface FitConfig {
   validationData?: BatchSource;
   stepsPerEpoch?: number;
   validationSteps?: number;
-  callbacks?: Callback[];
+  /**
+   * Called in Keras's order: setModel, onTrainBegin, per epoch onEpochBegin, onBatchEnd per step
+   * and onEpochEnd (user callbacks before History and the progress line, so a `learning_rate`
+   * they add is recorded and printed), then onTrainEnd. EarlyStopping, ModelCheckpoint, ... or plain objects.
+   */
+  callbacks?: CallbackHooks[];
   verbose?: 0 | 1 | 2;
   /** Where progress text goes (defaults to stdout in Node, console in browsers). */
   sink?: Sink;
@@ -219,8 +220,8 @@ export class Model {
   }
 
   compile(config: CompileConfig): void {
-    const optimizer = config.optimizer === 'sgd' ? new SGD() : config.optimizer;
-    if (!optimizer || typeof (optimizer as Optimizer).createKernel !== 'function') throw new Error(`compile: optimizer must be 'sgd' or an optimizer such as new SGD({...}), got ${String(config.optimizer)}`);
+    const optimizer = typeof config.optimizer === 'string' ? optimizerFromName(config.optimizer) : config.optimizer;
+    if (!optimizer || typeof (optimizer as Optimizer).createKernel !== 'function') throw new Error(`compile: optimizer must be 'sgd', 'adam', 'adamw', 'rmsprop' or an optimizer such as new Adam({...}), got ${String(config.optimizer)}`);
     const losses: LossName[] = ['binary_crossentropy', 'categorical_crossentropy', 'sparse_categorical_crossentropy'];
     if (!losses.includes(config.loss)) throw new Error(`compile: loss '${config.loss}' is not supported (use one of ${losses.join(', ')})`);
     // 'acc' resolves to the accuracy that matches the loss, as Keras does
@@ -594,7 +595,7 @@ export class Model {
    * learning-rate decay) and every state buffer of every trainable weight (SGD with momentum: one
    * velocity each), in Keras order.
    */
-  async getOptimizerState(): Promise<{ iteration: number; velocities: { name: string; data: Float32Array }[] }> {
+  async getOptimizerState(): Promise<OptimizerState> {
     const velocities: { name: string; data: Float32Array }[] = [];
     for (const e of this.stateEntries()) {
       const pending = this.pendingState?.get(e.name);
@@ -602,16 +603,21 @@ export class Model {
       const data = pending ?? (v && this.gpu ? await this.gpu.readF32(v, e.param.size) : new Float32Array(e.param.size));
       velocities.push({ name: e.name, data });
     }
-    return { iteration: this.iteration, velocities };
+    const o = this.requireCompiled('optimizer state').optimizer;
+    // a number set by a callback (ReduceLROnPlateau) is state; a schedule is a function of iteration
+    return { iteration: this.iteration, optimizer: o.name, ...(typeof o.learningRate === 'number' ? { learningRate: o.learningRate } : {}), velocities };
   }
 
   /**
    * Restores getOptimizerState()'s result (after compile, before or after the first step).
    * State is matched by order, as Keras matches optimizer weights; sizes must agree.
    */
-  async setOptimizerState(state: { iteration: number; velocities: { name: string; data: Float32Array }[] }): Promise<void> {
+  async setOptimizerState(state: OptimizerState): Promise<void> {
     const entries = this.stateEntries();
+    const o = this.requireCompiled('optimizer state').optimizer;
     if (!Number.isInteger(state.iteration) || state.iteration < 0) throw new Error(`setOptimizerState: iteration must be an integer >= 0, got ${state.iteration}`);
+    if (state.optimizer !== undefined && state.optimizer !== o.name) throw new Error(`setOptimizerState: the state is ${state.optimizer}'s, the model is compiled with ${o.name}; compile with the optimizer the state was saved with`);
+    if (state.learningRate !== undefined && (!Number.isFinite(state.learningRate) || state.learningRate < 0)) throw new Error(`setOptimizerState: learningRate must be a finite number >= 0, got ${state.learningRate}`);
     if (state.velocities.length && state.velocities.length !== entries.length) {
       const params = this.trainableParams();
       const what = entries.length === params.length ? 'velocities' : 'state arrays';
@@ -621,6 +627,7 @@ export class Model {
       if (v.data.length !== entries[i].param.size) throw new Error(`setOptimizerState: state ${i} ('${v.name}') has ${v.data.length} values, the weight '${entries[i].param.name}' has ${entries[i].param.size}`);
     });
     this.iteration = state.iteration;
+    if (state.learningRate !== undefined && typeof o.learningRate === 'number') o.learningRate = state.learningRate;
     this.pendingState = new Map(state.velocities.map((v, i) => [entries[i].name, v.data]));
     if (this.plans.size) {
       await Promise.all(this.plans.values());

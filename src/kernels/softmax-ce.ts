@@ -10,6 +10,8 @@ export interface SoftmaxCeShape {
    */
   labels: 'onehot' | 'sparse';
   label?: string;
+  /** Also build the weighted pipelines now (else: await enableWeights() before passing weights). */
+  weighted?: boolean;
 }
 
 const MAX_WG = 256;
@@ -17,6 +19,21 @@ const MAX_WG = 256;
 const MAX_EXACT = 1 << 24;
 // The bits of a quiet NaN, handed to the shader (WGSL has no NaN literal).
 const NAN_BITS = 0x7fc00000;
+
+interface Pipelines {
+  train: Pipeline;
+  evaluate: Pipeline;
+  reduce: Pipeline;
+  accumulate: Pipeline;
+  probabilities: Pipeline;
+}
+
+/** Built on request: the weighted passes reuse `evaluate` (rows_loss) for the per-example pass. */
+interface WeightedPipelines {
+  train: Pipeline;
+  reduce: Pipeline;
+  accumulate: Pipeline;
+}
 
 /**
  * Fused softmax + categorical cross-entropy on logits z[batch, classes] (row-major), with
@@ -30,6 +47,15 @@ const NAN_BITS = 0x7fc00000;
  * batch ('sparse'); stats holds 2 floats [mean loss, accuracy]; totals holds 3 floats
  * [loss sum, correct count, count] (the SigmoidBceKernel layout) and is never cleared by the
  * kernel (zero it at the start of an epoch).
+ *
+ * Optional `weights` (`batch` floats, Keras sample weights such as class weights; finite and
+ * >= 0, which the kernel does not check) switch a pass to Keras 3's weighted form: loss =
+ * sum(w loss) / batch (not / sum(w)), dlogits rows times w / batch, accuracy = sum(w correct) /
+ * sum(w) (0 when every weight is 0). The weighted passes keep that batch's [sum w loss, sum w
+ * correct, sum w] in the kernel, and accumulate({ weighted: true }) adds those to totals.
+ * Without weights the pipelines and results are the unweighted ones; the weighted pipelines
+ * are only built on request (shape.weighted or enableWeights()), so a model without class
+ * weights compiles nothing more.
  */
 export class SoftmaxCeKernel {
   readonly batch: number;
@@ -39,11 +65,17 @@ export class SoftmaxCeKernel {
   private readonly shape: GPUBuffer;
   /** Per-example (loss, correct, bad label, 0), summed by reduce_stats. */
   private readonly rows: GPUBuffer;
+  /**
+   * Built by enableWeights(): the weighted pipelines and the last weighted pass's [sum w loss,
+   * sum w correct, sum w, 0] (sums), read by the weighted accumulate.
+   */
+  private weighted: { pipelines: WeightedPipelines; sums: GPUBuffer } | null = null;
 
   private constructor(
     private readonly gpu: Gpu,
-    private readonly pipelines: { train: Pipeline; evaluate: Pipeline; reduce: Pipeline; accumulate: Pipeline; probabilities: Pipeline },
-    shape: Required<SoftmaxCeShape>,
+    private readonly pipelines: Pipelines,
+    private readonly wg: { rows: number; reduce: number },
+    shape: Required<Omit<SoftmaxCeShape, 'weighted'>>,
   ) {
     this.batch = shape.batch;
     this.classes = shape.classes;
@@ -81,40 +113,73 @@ export class SoftmaxCeKernel {
       gpu.pipeline('softmax_ce', { entryPoint: 'accumulate' }),
       gpu.pipeline('softmax_ce', { entryPoint: 'probabilities', constants: { WG: rowWg } }),
     ]);
-    return new SoftmaxCeKernel(gpu, { train, evaluate, reduce, accumulate, probabilities }, { batch, classes, labels, label });
+    const k = new SoftmaxCeKernel(gpu, { train, evaluate, reduce, accumulate, probabilities }, { rows: rowWg, reduce: wg }, { batch, classes, labels, label });
+    if (shape.weighted) await k.enableWeights();
+    return k;
+  }
+
+  /** Builds the weighted pipelines (once; cached per device), so passes may take weights. */
+  async enableWeights(): Promise<void> {
+    if (this.weighted) return;
+    const gpu = this.gpu;
+    const [train, reduce, accumulate] = await Promise.all([
+      gpu.pipeline('softmax_ce', { entryPoint: 'rows_loss_and_gradient_weighted', constants: { WG: this.wg.rows, SPARSE: this.labels === 'sparse' ? 1 : 0 } }),
+      gpu.pipeline('softmax_ce', { entryPoint: 'reduce_stats_weighted', constants: { WG: this.wg.reduce } }),
+      gpu.pipeline('softmax_ce', { entryPoint: 'accumulate_weighted' }),
+    ]);
+    this.weighted ??= { pipelines: { train, reduce, accumulate }, sums: gpu.createBuffer(`${this.label} softmax_ce.sums`, 16) };
   }
 
   /**
    * dlogits = (softmax(z) - y) / batch (overwritten; sparse: y = one-hot of the label);
-   * stats = [mean loss, categorical accuracy].
+   * stats = [mean loss, categorical accuracy]. With weights: each dlogits row times w_i, stats
+   * = [sum(w loss) / batch, sum(w correct) / sum(w)].
    */
-  lossAndGradient(b: { logits: GPUBuffer; labels: GPUBuffer; dlogits: GPUBuffer; stats: GPUBuffer }): GpuOp {
-    const p = this.pipelines.train;
+  lossAndGradient(b: { logits: GPUBuffer; labels: GPUBuffer; dlogits: GPUBuffer; stats: GPUBuffer; weights?: GPUBuffer }): GpuOp {
+    const weights = b.weights === undefined ? undefined : this.small('weights', b.weights, this.batch);
+    const p = weights ? this.weightedPass('lossAndGradient').pipelines.train : this.pipelines.train;
+    const what = `lossAndGradient${weights ? ' weighted' : ''}`;
     const group = this.gpu.bindGroup(p, {
       shape: this.shape,
       logits: this.matrix('logits', b.logits),
       labels: this.labelBinding(b.labels),
       dlogits: this.matrix('dlogits', b.dlogits),
       rows: this.rows,
-    }, `${this.label} softmax_ce.lossAndGradient`);
-    return this.withStats('lossAndGradient', this.gpu.dispatch(`${this.label} softmax_ce.lossAndGradient ${this.dims()}`, p, group, this.gpu.grid(this.batch)), b.stats);
+      ...(weights ? { weights } : {}),
+    }, `${this.label} softmax_ce.${what}`);
+    return this.withStats(what, this.gpu.dispatch(`${this.label} softmax_ce.${what} ${this.dims()}`, p, group, this.gpu.grid(this.batch)), b.stats, weights);
   }
 
-  /** Evaluation: stats = [mean loss, categorical accuracy], no gradient. */
-  loss(b: { logits: GPUBuffer; labels: GPUBuffer; stats: GPUBuffer }): GpuOp {
-    const p = this.pipelines.evaluate;
+  /** Evaluation: stats = [mean loss, categorical accuracy] (weighted as in lossAndGradient), no gradient. */
+  loss(b: { logits: GPUBuffer; labels: GPUBuffer; stats: GPUBuffer; weights?: GPUBuffer }): GpuOp {
+    const weights = b.weights === undefined ? undefined : this.small('weights', b.weights, this.batch);
+    if (weights) this.weightedPass('loss');
+    const p = this.pipelines.evaluate; // the per-example pass is the same; weights enter the reduction
+    const what = `loss${weights ? ' weighted' : ''}`;
     const group = this.gpu.bindGroup(p, {
       shape: this.shape,
       logits: this.matrix('logits', b.logits),
       labels: this.labelBinding(b.labels),
       rows: this.rows,
-    }, `${this.label} softmax_ce.loss`);
-    return this.withStats('loss', this.gpu.dispatch(`${this.label} softmax_ce.loss ${this.dims()}`, p, group, this.gpu.grid(this.batch)), b.stats);
+    }, `${this.label} softmax_ce.${what}`);
+    return this.withStats(what, this.gpu.dispatch(`${this.label} softmax_ce.${what} ${this.dims()}`, p, group, this.gpu.grid(this.batch)), b.stats, weights);
   }
 
-  /** totals += [batch * mean loss, correct count, batch], on the GPU. */
-  accumulate(b: { stats: GPUBuffer; totals: GPUBuffer }): GpuOp {
+  /**
+   * totals += [batch * mean loss, correct count, batch], on the GPU. `weighted: true` (after a
+   * pass given weights, whose sums it reads): totals += [sum w loss, sum w correct, sum w], and
+   * totals[3] += batch when totals holds 4 floats. Keras's epoch loss is then totals[0] /
+   * (examples seen = totals[3]), not totals[0] / totals[2]; its accuracy is totals[1] / totals[2].
+   */
+  accumulate(b: { stats: GPUBuffer; totals: GPUBuffer; weighted?: boolean }): GpuOp {
     if (b.stats === b.totals) throw new Error(`${this.label}: softmax_ce.accumulate needs distinct stats and totals buffers`);
+    if (b.weighted) {
+      const w = this.weightedPass('accumulate');
+      const p = w.pipelines.accumulate;
+      const floats = b.totals.size >= 16 ? 4 : 3;
+      const group = this.gpu.bindGroup(p, { shape: this.shape, weighted_sums: w.sums, totals: this.small('totals', b.totals, floats) }, `${this.label} softmax_ce.accumulate weighted`);
+      return this.gpu.dispatch(`${this.label} softmax_ce.accumulate weighted batch=${this.batch}`, p, group, [1]);
+    }
     const p = this.pipelines.accumulate;
     const group = this.gpu.bindGroup(p, {
       shape: this.shape,
@@ -139,22 +204,33 @@ export class SoftmaxCeKernel {
   destroy(): void {
     this.gpu.destroyBuffer(this.shape);
     this.gpu.destroyBuffer(this.rows);
+    if (this.weighted) this.gpu.destroyBuffer(this.weighted.sums);
+    this.weighted = null;
   }
 
   private dims(): string {
     return `batch=${this.batch} classes=${this.classes} labels=${this.labels}`;
   }
 
-  /** The per-example pass followed by the fixed-order batch reduction into stats. */
-  private withStats(what: string, rowsOp: GpuOp, stats: GPUBuffer): GpuOp {
-    const p = this.pipelines.reduce;
+  /** The per-example pass followed by the fixed-order batch reduction into stats (weighted: and sums). */
+  private withStats(what: string, rowsOp: GpuOp, stats: GPUBuffer, weights?: { buffer: GPUBuffer; size: number }): GpuOp {
+    const w = weights ? this.weightedPass(what) : null;
+    const p = w ? w.pipelines.reduce : this.pipelines.reduce;
     const group = this.gpu.bindGroup(p, {
       shape: this.shape,
       row_stats: this.rows,
       stats: this.small('stats', stats, 2),
+      ...(weights && w ? { weights, weighted_sums: w.sums } : {}),
     }, `${this.label} softmax_ce.${what} stats`);
     const reduceOp = this.gpu.dispatch(`${this.label} softmax_ce.${what} stats batch=${this.batch}`, p, group, [1]);
     return { label: rowsOp.label, encode: (encoder) => { rowsOp.encode(encoder); reduceOp.encode(encoder); } };
+  }
+
+  private weightedPass(what: string): { pipelines: WeightedPipelines; sums: GPUBuffer } {
+    if (!this.weighted) {
+      throw new Error(`${this.label}: softmax_ce.${what} with weights needs the weighted pipelines: create the kernel with { weighted: true } or await enableWeights() first`);
+    }
+    return this.weighted;
   }
 
   private matrix(name: string, buffer: GPUBuffer): { buffer: GPUBuffer; size: number } {

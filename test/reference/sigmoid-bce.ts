@@ -18,23 +18,33 @@ export function sigmoidMinusLabelRef(z: number, y: number): number {
   return z >= 0 ? (1 - y) - q : q - y;
 }
 
-/** Batch-mean loss, gradient of it with respect to each logit, and binary accuracy. */
-export function sigmoidBceRef(z: ArrayLike<number>, y: ArrayLike<number>): { loss: number; dlogits: Float64Array; acc: number; lossSum: number; correct: number } {
+/**
+ * Batch-mean loss, gradient of it with respect to each logit, and binary accuracy. With
+ * per-example weights w (Keras 3 sample_weight, reduction 'sum_over_batch_size'): loss =
+ * sum(w loss) / n, dlogits = w (sigmoid(z) - y) / n, acc = sum(w correct) / sum(w) (0 when
+ * sum(w) = 0); lossSum, correct and weightSum are the weighted sums (w = 1 without weights).
+ */
+export function sigmoidBceRef(z: ArrayLike<number>, y: ArrayLike<number>, w?: ArrayLike<number>): {
+  loss: number; dlogits: Float64Array; acc: number; lossSum: number; correct: number; weightSum: number;
+} {
   const n = z.length;
   let lossSum = 0;
   let correct = 0;
+  let weightSum = 0;
   const dlogits = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    lossSum += bceRef(z[i], y[i]);
-    dlogits[i] = sigmoidMinusLabelRef(z[i], y[i]) / n;
-    if (y[i] === (sigmoidRef(z[i]) > 0.5 ? 1 : 0)) correct++;
+    const wi = w ? w[i] : 1;
+    lossSum += wi * bceRef(z[i], y[i]);
+    dlogits[i] = (wi * sigmoidMinusLabelRef(z[i], y[i])) / n;
+    if (y[i] === (sigmoidRef(z[i]) > 0.5 ? 1 : 0)) correct += wi;
+    weightSum += wi;
   }
-  return { loss: lossSum / n, dlogits, acc: correct / n, lossSum, correct };
+  return { loss: lossSum / n, dlogits, acc: weightSum > 0 ? correct / weightSum : 0, lossSum, correct, weightSum };
 }
 
-/** Batch-mean loss only (for finite differences). */
-export function meanBceRef(z: ArrayLike<number>, y: ArrayLike<number>): number {
+/** Batch-mean (weighted: sum(w loss) / n) loss only (for finite differences). */
+export function meanBceRef(z: ArrayLike<number>, y: ArrayLike<number>, w?: ArrayLike<number>): number {
   let s = 0;
-  for (let i = 0; i < z.length; i++) s += bceRef(z[i], y[i]);
+  for (let i = 0; i < z.length; i++) s += (w ? w[i] : 1) * bceRef(z[i], y[i]);
   return s / z.length;
 }

@@ -57,16 +57,24 @@ export function exampleLossRef(z: ArrayLike<number>, start: number, classes: num
   return loss;
 }
 
-/** Batch-mean loss, its gradient with respect to each logit, and categorical accuracy. */
-export function softmaxCeRef(z: ArrayLike<number>, y: ArrayLike<number>, classes: number, kind: LabelKind): {
-  loss: number; dlogits: Float64Array; acc: number; lossSum: number; correct: number; losses: Float64Array;
+/**
+ * Batch-mean loss, its gradient with respect to each logit, and categorical accuracy. With
+ * per-example weights w (Keras 3 sample_weight, reduction 'sum_over_batch_size'): loss =
+ * sum(w loss) / batch, dlogits rows times w, acc = sum(w correct) / sum(w) (0 when sum(w) = 0);
+ * lossSum, correct and weightSum are the weighted sums; `losses` stay unweighted.
+ */
+export function softmaxCeRef(z: ArrayLike<number>, y: ArrayLike<number>, classes: number, kind: LabelKind, w?: ArrayLike<number>): {
+  loss: number; dlogits: Float64Array; acc: number; lossSum: number; correct: number; losses: Float64Array; weightSum: number;
 } {
   const batch = z.length / classes;
   const dlogits = new Float64Array(z.length);
   const losses = new Float64Array(batch);
   let correct = 0;
+  let lossSum = 0;
+  let weightSum = 0;
   for (let i = 0; i < batch; i++) {
     const start = i * classes;
+    const wi = w ? w[i] : 1;
     const yr = labelRow(y, kind, i, classes);
     losses[i] = exampleLossRef(z, start, classes, yr);
     // d/dz_k sum_j y_j (lse - z_j) = sum(y) p_k - y_k. Where p_k > 1/2 (one k at most), 1 - p_k
@@ -77,23 +85,24 @@ export function softmaxCeRef(z: ArrayLike<number>, y: ArrayLike<number>, classes
       if (p[k] > 0.5) {
         let rest = 0;
         for (let j = 0; j < classes; j++) if (j !== k) rest += p[j];
-        dlogits[start + k] = ((sumY - yr[k]) - sumY * rest) / batch;
+        dlogits[start + k] = (wi * ((sumY - yr[k]) - sumY * rest)) / batch;
       } else {
-        dlogits[start + k] = (sumY * p[k] - yr[k]) / batch;
+        dlogits[start + k] = (wi * (sumY * p[k] - yr[k])) / batch;
       }
     }
     const predicted = argmaxRef(z, start, classes);
     const truth = kind === 'sparse' ? y[i] : argmaxRef(yr);
-    if (predicted === truth) correct++;
+    if (predicted === truth) correct += wi;
+    lossSum += wi * losses[i];
+    weightSum += wi;
   }
-  const lossSum = losses.reduce((s, v) => s + v, 0);
-  return { loss: lossSum / batch, dlogits, acc: correct / batch, lossSum, correct, losses };
+  return { loss: lossSum / batch, dlogits, acc: weightSum > 0 ? correct / weightSum : 0, lossSum, correct, losses, weightSum };
 }
 
-/** Batch-mean loss only (for finite differences). */
-export function meanSoftmaxCeRef(z: ArrayLike<number>, y: ArrayLike<number>, classes: number, kind: LabelKind): number {
+/** Batch-mean (weighted: sum(w loss) / batch) loss only (for finite differences). */
+export function meanSoftmaxCeRef(z: ArrayLike<number>, y: ArrayLike<number>, classes: number, kind: LabelKind, w?: ArrayLike<number>): number {
   const batch = z.length / classes;
   let s = 0;
-  for (let i = 0; i < batch; i++) s += exampleLossRef(z, i * classes, classes, labelRow(y, kind, i, classes));
+  for (let i = 0; i < batch; i++) s += (w ? w[i] : 1) * exampleLossRef(z, i * classes, classes, labelRow(y, kind, i, classes));
   return s / batch;
 }
