@@ -4,11 +4,13 @@ export {
   MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Add, ZeroPadding2D,
 } from './graph/layers.ts';
 export { SymbolicTensor } from './graph/symbolic.ts';
-export { Model, NonFiniteLossError, type Batch, type BatchSource, type CompileConfig, type FitConfig, type History, type Logs, type NamedTensor, type OptimizerState } from './graph/model.ts';
+export { Model, NonFiniteLossError, type Batch, type BatchSource, type CompileConfig, type EvaluateConfig, type FitConfig, type History, type Logs, type NamedTensor, type OptimizerState } from './graph/model.ts';
 export { Adam, AdamW, optimizerFromName, RMSprop, SGD, type Optimizer, type OptimizerConfig } from './graph/optimizers.ts';
 export { CosineDecay, ExponentialDecay, PiecewiseConstantDecay, type LearningRateSchedule } from './graph/schedules.ts';
 export { Callback, CallbackList, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, type CallbackHooks, type CallbackModel } from './graph/callbacks.ts';
 export { CSVLogger } from './io/csv-logger-node.ts';
+export { balancedClassWeights } from './graph/class-weights.ts';
+export { metricNames } from './graph/metrics.ts';
 export { ArrayBatches } from './graph/array-batches.ts';
 export { VGG16, type VGG16Config } from './graph/vgg16.ts';
 export { MobileNetV2, type MobileNetV2Config } from './graph/mobilenet-v2.ts';

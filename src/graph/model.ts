@@ -5,9 +5,11 @@ import { currentGpu, getGpu } from './backend.ts';
 import { kerasLayerOrder } from './graph.ts';
 import { sizeOf, type Layer, type Param } from './layer.ts';
 import type { CallbackHooks } from './callbacks.ts';
+import { normalizeClassWeight, sampleWeights } from './class-weights.ts';
+import { resolveMetrics, type MetricSpec } from './metrics.ts';
 import { optimizerFromName, type Optimizer } from './optimizers.ts';
 import { FeatureCache } from './feature-cache.ts';
-import { labelSize, layoutPlan, planNodes, Plan, type LossName, type PlanMemory, type PlanSpec } from './plan.ts';
+import { labelSize, layoutPlan, planNodes, Plan, type LossName, type MetricCounts, type PlanMemory, type PlanSpec } from './plan.ts';
 import { defaultSink, Progbar, type Sink } from './progbar.ts';
 import { summaryLines } from './summary.ts';
 import type { SymbolicTensor } from './symbolic.ts';
@@ -63,7 +65,20 @@ export interface NamedTensor {
   data: Float32Array;
 }
 
+export interface EvaluateConfig {
+  steps?: number;
+  verbose?: 0 | 1;
+  featureCache?: boolean;
+  featureCacheBudget?: number;
+}
+
 export interface FitConfig {
+  /**
+   * Keras's class_weight: {class index: weight}, classes not named weigh 1 (binary heads:
+   * classes 0 and 1). Each training example's loss and metrics are weighted by its class; the
+   * batch loss is the weighted sum over the batch size. Validation stays unweighted.
+   */
+  classWeight?: Record<number, number>;
   epochs?: number;
   initialEpoch?: number;
   validationData?: BatchSource;
@@ -111,6 +126,7 @@ interface Compiled {
   loss: LossName;
   /** The trainable flags at compile time (Keras reads them there). */
   trainable: boolean[];
+  metrics: MetricSpec[];
 }
 
 /** Staging buffers for reading a step's [loss, acc] (and metric accumulators) without stalling the next submit. */
@@ -179,6 +195,8 @@ export class Model {
   private grads = new Map<Param, GPUBuffer>();
   private ring: StatsRing | null = null;
   private iteration = 0;
+  /** Accumulators of the compiled stateful metrics (created with the first plan). */
+  private metricCounts: MetricCounts | null = null;
   /** Seed for dropout masks (with the step counter); set before compile for reproducible runs. */
   seed = 42;
   /**
@@ -225,20 +243,18 @@ export class Model {
     const losses: LossName[] = ['binary_crossentropy', 'categorical_crossentropy', 'sparse_categorical_crossentropy'];
     if (!losses.includes(config.loss)) throw new Error(`compile: loss '${config.loss}' is not supported (use one of ${losses.join(', ')})`);
     // 'acc' resolves to the accuracy that matches the loss, as Keras does
-    const accuracies = ['acc', 'accuracy', config.loss === 'binary_crossentropy' ? 'binary_accuracy' : config.loss === 'categorical_crossentropy' ? 'categorical_accuracy' : 'sparse_categorical_accuracy'];
-    for (const m of config.metrics ?? []) {
-      if (!accuracies.includes(m)) throw new Error(`compile: metric '${m}' is not supported with ${config.loss} (use 'acc')`);
-    }
+    // accuracy comes from the loss kernels; the others are stateful metrics with their own kernels
+    const metrics = resolveMetrics(config.metrics ?? [], config.loss, sizeOf(this.outputs.shape));
     planNodes({ layers: this.layers, output: this.outputs, loss: config.loss }); // checks the head fits the loss
     this.releaseDevice();
-    this.compiled = { optimizer, loss: config.loss, trainable: this.layers.map((l) => l.trainable) };
+    this.compiled = { optimizer, loss: config.loss, trainable: this.layers.map((l) => l.trainable), metrics };
     this.iteration = 0;
   }
 
   private spec(batch: number, predictOnly = false): PlanSpec {
     const c = predictOnly ? null : this.requireCompiled('memory');
     const limit = this.gpu?.limits.maxStorageBufferBindingSize ?? currentGpu()?.limits.maxStorageBufferBindingSize ?? DEFAULT_BINDING;
-    return { layers: this.layers, input: this.inputs, output: this.outputs, loss: c?.loss ?? null, batch, maxBinding: this.maxBindingOverride ?? limit, optimizerSlots: c?.optimizer.stateSlots ?? 0 };
+    return { layers: this.layers, input: this.inputs, output: this.outputs, loss: c?.loss ?? null, batch, maxBinding: this.maxBindingOverride ?? limit, optimizerSlots: c?.optimizer.stateSlots ?? 0, metrics: c?.metrics ?? [] };
   }
 
   /** For tests: pretend the device's maxStorageBufferBindingSize is this small (forces micro-batching). */
@@ -268,16 +284,24 @@ export class Model {
     if (!p) {
       p = (async () => {
         this.gpu ??= await getGpu();
-        this.ring ??= new StatsRing(this.gpu, 2);
+        const gpu = this.gpu;
+        const readback = 2 + (c?.metrics ?? []).reduce((a, m) => a + m.floats, 0);
+        if (this.ring && this.ring.floats < readback) {
+          this.ring.destroy();
+          this.ring = null;
+        }
+        this.ring ??= new StatsRing(gpu, readback);
         let opt = null;
         if (c) {
+          const make = (mode: string) => c.metrics.map((m) => gpu.createBuffer(`${m.name} ${mode} accumulator`, m.floats * 4));
+          this.metricCounts ??= { train: make('train'), eval: make('eval') };
           this.guard ??= await GuardKernel.create(this.gpu);
           this.updates ??= await c.optimizer.createKernel(this.gpu, this.guard.halt);
           const updates = this.updates;
           const guard = this.guard;
           opt = { updates: updates.updates.bind(updates), guard: (stats: GPUBuffer) => guard.check(stats) };
         }
-        const plan = await Plan.build(this.gpu, this.spec(batch, !c), opt, this.seed, this.grads);
+        const plan = await Plan.build(this.gpu, this.spec(batch, !c), opt, this.seed, this.grads, c ? this.metricCounts : null);
         this.applyPendingState();
         return plan;
       })();
@@ -303,29 +327,63 @@ export class Model {
   }
 
   /** Submits one training step; resolves when its [loss, acc] has been read back. */
-  private async submitTrain(x: Float32Array, y: Float32Array, cache: FeatureCache | null = null, indices?: ArrayLike<number>): Promise<{ values: Promise<Float32Array>; stored?: Promise<void> }> {
+  private async submitTrain(x: Float32Array, y: Float32Array, cache: FeatureCache | null = null, indices?: ArrayLike<number>, perClass: Float32Array | null = null): Promise<{ values: Promise<Float32Array>; stored?: Promise<void> }> {
     const n = this.checkBatch(x, y, 'trainOnBatch');
     const plan = await this.plan(n);
-    plan.load(x, y, this.iteration);
+    plan.load(x, y, this.iteration, perClass ? sampleWeights(y, plan.spec.loss!, perClass, n) : null);
     this.updates!.setIteration(this.iteration);
     this.iteration++;
     const keep = cache && indices && plan.boundaries.length ? cache.storeOps(plan, indices) : [];
-    const handle = await this.ring!.submit(`train step ${this.iteration} (batch ${n})`, [...plan.trainOps, ...keep], [{ buffer: plan.stats, floats: 2 }]);
+    const handle = await this.ring!.submit(`train step ${this.iteration} (batch ${n})`, [...plan.trainOps, ...keep], [{ buffer: plan.stats, floats: 2 }, ...this.metricReads('train')]);
     // a host cache copies the boundary now, before the next step is submitted and overwrites it
     const stored = cache && indices && plan.boundaries.length > 0 && !cache.onDevice ? cache.storeHost(plan, indices) : undefined;
     return { ...handle, stored };
   }
 
   /** A training step from cached features: only the trainable part runs. */
-  private async submitCachedTrain(b: IndexBatch, cache: FeatureCache): Promise<{ values: Promise<Float32Array> }> {
+  private async submitCachedTrain(b: IndexBatch, cache: FeatureCache, perClass: Float32Array | null = null): Promise<{ values: Promise<Float32Array> }> {
     const n = b.indices.length;
     const plan = await this.plan(n);
     if (b.y.length !== n * labelSize(plan.spec.loss, this.outputs)) throw new Error(`fit: a batch of ${n} indices came with ${b.y.length} label values`);
-    plan.load(null, b.y, this.iteration);
+    plan.load(null, b.y, this.iteration, perClass ? sampleWeights(b.y, plan.spec.loss!, perClass, n) : null);
     this.updates!.setIteration(this.iteration);
     this.iteration++;
     const load = cache.loadOps(plan, b.indices);
-    return this.ring!.submit(`train step ${this.iteration} (batch ${n}, cached features)`, [...load, ...plan.suffixTrainOps], [{ buffer: plan.stats, floats: 2 }]);
+    return this.ring!.submit(`train step ${this.iteration} (batch ${n}, cached features)`, [...load, ...plan.suffixTrainOps], [{ buffer: plan.stats, floats: 2 }, ...this.metricReads('train')]);
+  }
+
+  /** The stateful metrics' accumulators of a mode, for a readback. */
+  private metricReads(mode: 'train' | 'eval'): { buffer: GPUBuffer; floats: number }[] {
+    const specs = this.compiled?.metrics ?? [];
+    return specs.map((m, i) => ({ buffer: this.metricCounts![mode][i], floats: m.floats }));
+  }
+
+  /** The stateful metrics' values from a readback laid out as metricReads() gives (after `offset` floats). */
+  private metricValues(values: Float32Array, offset = 2): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const m of this.compiled?.metrics ?? []) {
+      out[m.name] = m.result(values.subarray(offset, offset + m.floats));
+      offset += m.floats;
+    }
+    return out;
+  }
+
+  /** Starts a mode's stateful metrics over (Keras's reset_state, at an epoch's start). */
+  private async resetMetrics(mode: 'train' | 'eval'): Promise<void> {
+    if (!this.compiled?.metrics.length) return;
+    if (!this.metricCounts) await this.plan(1); // creates the accumulators
+    this.metricCounts![mode].forEach((b, i) => this.gpu!.write(b, new Float32Array(this.compiled!.metrics[i].floats)));
+  }
+
+  /** Per-class weights for a classWeight map (binary heads have classes 0 and 1). */
+  private perClassWeights(classWeight: Record<number, number> | undefined, what: string): Float32Array | null {
+    if (!classWeight) return null;
+    const units = sizeOf(this.outputs.shape);
+    try {
+      return normalizeClassWeight(classWeight, units === 1 ? 2 : units);
+    } catch (e) {
+      throw new Error(`${what}: ${(e as Error).message}`);
+    }
   }
 
   private readonly caches = new Map<string, FeatureCache>();
@@ -368,19 +426,27 @@ export class Model {
     throw new NonFiniteLossError(epoch, step, loss);
   }
 
-  /** One SGD step on a batch; returns [loss, acc] computed before the update (as Keras). */
-  async trainOnBatch(x: Float32Array, y: Float32Array): Promise<[number, number]> {
-    const stats = await (await this.submitTrain(x, y)).values;
+  /**
+   * One optimizer step on a batch; returns [loss, acc, ...the other compiled metrics] computed
+   * before the update, for this batch alone (Keras's train_on_batch resets the metrics). With
+   * `classWeight` the loss and metrics are weighted by each example's class, as in Keras.
+   */
+  async trainOnBatch(x: Float32Array, y: Float32Array, config: { classWeight?: Record<number, number> } = {}): Promise<number[]> {
+    const perClass = this.perClassWeights(config.classWeight, 'trainOnBatch');
+    await this.resetMetrics('train');
+    const stats = await (await this.submitTrain(x, y, null, undefined, perClass)).values;
     if (!Number.isFinite(stats[0])) await this.nonFinite(null, this.iteration - 1, stats[0]);
-    return [stats[0], stats[1]];
+    return [stats[0], stats[1], ...Object.values(this.metricValues(stats))];
   }
 
-  async testOnBatch(x: Float32Array, y: Float32Array): Promise<[number, number]> {
+  /** [loss, acc, ...the other compiled metrics] of one batch, without training. */
+  async testOnBatch(x: Float32Array, y: Float32Array): Promise<number[]> {
     const n = this.checkBatch(x, y, 'testOnBatch');
     const plan = await this.plan(n);
+    await this.resetMetrics('eval');
     plan.load(x, y, this.iteration);
-    const stats = await (await this.ring!.submit(`test batch (batch ${n})`, plan.evalOps, [{ buffer: plan.stats, floats: 2 }])).values;
-    return [stats[0], stats[1]];
+    const stats = await (await this.ring!.submit(`test batch (batch ${n})`, plan.evalOps, [{ buffer: plan.stats, floats: 2 }, ...this.metricReads('eval')])).values;
+    return [stats[0], stats[1], ...Object.values(this.metricValues(stats))];
   }
 
   /** Probabilities: one per image for a sigmoid output, K per image (rows) for softmax. */
@@ -400,9 +466,15 @@ export class Model {
     return out;
   }
 
-  /** Mean loss and accuracy over a batch source, accumulated on the device. */
-  async evaluate(data: BatchSource, config: { steps?: number; verbose?: 0 | 1; featureCache?: boolean; featureCacheBudget?: number } = {}): Promise<[number, number]> {
+  /** [loss, acc, ...the other compiled metrics] over a batch source (Keras's evaluate), accumulated on the device. */
+  async evaluate(data: BatchSource, config: EvaluateConfig = {}): Promise<number[]> {
+    return Object.values(await this.evaluateLogs(data, config));
+  }
+
+  /** evaluate()'s values keyed by Keras's log names: loss, acc, then the stateful metrics. */
+  async evaluateLogs(data: BatchSource, config: EvaluateConfig = {}): Promise<Logs> {
     this.requireCompiled('evaluate');
+    await this.resetMetrics('eval');
     const cache = await this.cacheFor(data, config.featureCache, config.featureCacheBudget);
     const cached = !!cache?.complete && config.steps === undefined;
     const it = cached && data.indexBatches ? iterate(data.indexBatches() as BatchSource) : iterate(data);
@@ -444,7 +516,19 @@ export class Model {
       correct += t[1];
       seen += t[2];
     }
-    return [loss / seen, correct / seen];
+    const metrics = this.compiled!.metrics.length ? this.metricValues(await this.readMetrics('eval'), 0) : {};
+    return { loss: loss / seen, acc: correct / seen, ...metrics };
+  }
+
+  private async readMetrics(mode: 'train' | 'eval'): Promise<Float32Array> {
+    const parts = await Promise.all(this.metricReads(mode).map((r) => this.gpu!.readF32(r.buffer, r.floats)));
+    const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
   }
 
   /**
@@ -462,6 +546,7 @@ export class Model {
     const callbacks = config.callbacks ?? [];
     const history: History = { epoch: [], history: { loss: [], acc: [] } };
     this.stopTraining = false;
+    const perClass = this.perClassWeights(config.classWeight, 'fit');
     for (const cb of callbacks) cb.setModel?.(this);
     for (const cb of callbacks) await cb.onTrainBegin?.({});
     const timing = { totalMs: 0, dataWaitMs: 0, submitMs: 0, gpuWaitMs: 0, validationMs: 0, steps: 0, cachedSteps: 0 };
@@ -476,6 +561,7 @@ export class Model {
       const cache = await this.cacheFor(data, config.featureCache, config.featureCacheBudget);
       const cached = !!cache?.complete && config.stepsPerEpoch === undefined;
       const it = cached && data.indexBatches ? iterate(data.indexBatches() as BatchSource) : iterate(data);
+      await this.resetMetrics('train');
       const inFlight: Promise<void>[] = [];
       let done = 0;
       let submitted = 0;
@@ -489,7 +575,7 @@ export class Model {
         const fromCache = cached && b.indices !== undefined;
         const size = fromCache ? b.indices!.length : (b as Batch).x.length / sizeOf(this.inputs.shape);
         t = clock();
-        const stats = fromCache ? await this.submitCachedTrain(b as IndexBatch, cache!) : await this.submitTrain((b as Batch).x, b.y, cache, b.indices);
+        const stats = fromCache ? await this.submitCachedTrain(b as IndexBatch, cache!, perClass) : await this.submitTrain((b as Batch).x, b.y, cache, b.indices, perClass);
         timing.submitMs += clock() - t;
         timing.steps++;
         if (fromCache) timing.cachedSteps++;
@@ -498,8 +584,9 @@ export class Model {
         const handled = Promise.all([stats.values, stored]).then(async ([s]) => {
           if (!Number.isFinite(s[0])) await this.nonFinite(epoch, step, s[0]);
           done++;
-          bar.update(done, { loss: s[0], acc: s[1] }, size);
-          for (const cb of callbacks) await cb.onBatchEnd?.(step, { loss: s[0], acc: s[1], size });
+          const metrics = this.metricValues(s);
+          bar.update(done, { loss: s[0], acc: s[1] }, size, metrics);
+          for (const cb of callbacks) await cb.onBatchEnd?.(step, { loss: s[0], acc: s[1], ...metrics, size });
         });
         handled.catch(() => undefined); // the first failure is rethrown below; later ones are moot
         inFlight.push(handled);
@@ -516,15 +603,13 @@ export class Model {
       timing.gpuWaitMs += clock() - t;
       config.signal?.throwIfAborted();
       if (!submitted) throw new Error(`fit: the data source yielded no batches in epoch ${epoch + 1}; pass an iterable that restarts each epoch (an array, flowFromDirectory()) or stepsPerEpoch with an endless source`);
-      const means = bar.means();
-      const logs: Logs = { loss: means.loss, acc: means.acc };
+      const logs = bar.means() as Logs;
       const trained = new Set(Object.keys(logs));
       if (config.validationData) {
         t = clock();
-        const [vl, va] = await this.evaluate(config.validationData, { steps: config.validationSteps, featureCache: config.featureCache, featureCacheBudget: config.featureCacheBudget });
+        const val = await this.evaluateLogs(config.validationData, { steps: config.validationSteps, featureCache: config.featureCache, featureCacheBudget: config.featureCacheBudget });
         timing.validationMs += clock() - t;
-        logs.val_loss = vl;
-        logs.val_acc = va;
+        for (const [k, v] of Object.entries(val)) logs[`val_${k}`] = v;
       }
       // user callbacks first (Keras appends History and the progress bar last): a learning_rate
       // set by ReduceLROnPlateau is recorded and printed; EarlyStopping sees every value
@@ -653,6 +738,8 @@ export class Model {
     this.grads.clear();
     this.updates?.destroy();
     this.updates = null;
+    if (this.gpu && this.metricCounts) for (const b of [...this.metricCounts.train, ...this.metricCounts.eval]) this.gpu.destroyBuffer(b);
+    this.metricCounts = null;
   }
 
   /** Releases everything this model holds on the device, weights included (read back first). */

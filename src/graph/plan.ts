@@ -10,6 +10,7 @@ import { SoftmaxCeKernel } from '../kernels/softmax-ce.ts';
 import { activationName, LINEAR, type Act } from './activations.ts';
 import { readersOf } from './graph.ts';
 import { InputLayer, sizeOf, type Layer, type LayerProgram, type Param, type ProgramContext } from './layer.ts';
+import type { MetricSpec } from './metrics.ts';
 import type { OptimizerKernel } from './optimizers.ts';
 import { Schedule, SlotPool, VBuf } from './schedule.ts';
 import type { SymbolicTensor } from './symbolic.ts';
@@ -42,6 +43,14 @@ export interface PlanSpec {
   maxBinding: number;
   /** Optimizer state buffers per trainable weight element (SGD momentum: 1). */
   optimizerSlots: number;
+  /** Stateful metrics beyond accuracy (AUC, precision, ...), accumulated by training and evaluation steps. */
+  metrics?: readonly MetricSpec[];
+}
+
+/** Model-owned accumulators, one per metric in spec order: training steps add to `train`, evaluation steps to `eval`. */
+export interface MetricCounts {
+  train: GPUBuffer[];
+  eval: GPUBuffer[];
 }
 
 const F32 = 4;
@@ -156,7 +165,7 @@ interface Binder {
   program(node: PlanNode, training: boolean): LayerProgram;
   params(node: PlanNode): GPUBuffer[];
   grads(node: PlanNode): (GPUBuffer | null)[];
-  head: { train(logits: GPUBuffer, dlogits: GPUBuffer): GpuOp; eval(logits: GPUBuffer): GpuOp; probs(logits: GPUBuffer): GpuOp | null } | null;
+  head: { train(logits: GPUBuffer, dlogits: GPUBuffer): GpuOp[]; eval(logits: GPUBuffer): GpuOp[]; probs(logits: GPUBuffer): GpuOp | null } | null;
   guard(): GpuOp | null;
   updates(): GpuOp[];
   add(size: number): AddKernel;
@@ -226,6 +235,7 @@ export function layoutPlan(spec: PlanSpec, binder?: () => Binder): Layout {
     return binder();
   };
   fixedBuf('labels', labelSize(spec.loss, spec.output) * batch);
+  if (training) fixedBuf('sample weights', batch);
   const modes: Mode[] = training ? ['train', 'eval', 'predict'] : ['predict'];
   let cacheable = forward.length > 0 && !grad.some((n) => n.inputs.includes(spec.input)) && spec.output !== spec.input;
   for (const mode of modes) {
@@ -267,10 +277,10 @@ export function layoutPlan(spec: PlanSpec, binder?: () => Binder): Layout {
         return p ? [p] : [B().copy('model output', get(logits), 0, get(out), 0, outSize * batch * F32)];
       });
     } else if (mode === 'eval') {
-      s.add('loss', [logits], (get) => [B().head!.eval(get(logits))]);
+      s.add('loss', [logits], (get) => B().head!.eval(get(logits)));
     } else {
       const dlogits = new VBuf('dlogits', outSize * batch);
-      s.add('loss and dlogits', [logits, dlogits], (get) => [B().head!.train(get(logits), get(dlogits)), ...(B().guard() ? [B().guard()!] : [])]);
+      s.add('loss and dlogits', [logits, dlogits], (get) => [...B().head!.train(get(logits), get(dlogits)), ...(B().guard() ? [B().guard()!] : [])]);
       backwardSteps(s, grad, batch, buf, dlogits, spec.output, nodeOf, addSizes, B);
       s.add('optimizer updates', [], () => B().updates());
     }
@@ -382,7 +392,12 @@ export class Plan {
   private readonly destroyers: (() => void)[] = [];
   private readonly folds: { node: PlanNode; kernel: GPUBuffer; bias: GPUBuffer; versions: string }[] = [];
 
-  private constructor(readonly gpu: Gpu, readonly spec: PlanSpec, layout: Layout, private readonly paramGrads: Map<Param, GPUBuffer>) {
+  /** Per-example weights of a training step (class weights; ones otherwise). */
+  readonly sampleWeights: GPUBuffer | null;
+  /** Whether sampleWeights holds something other than ones. */
+  private weighted = false;
+
+  private constructor(readonly gpu: Gpu, readonly spec: PlanSpec, layout: Layout, private readonly paramGrads: Map<Param, GPUBuffer>, private readonly metricCounts: MetricCounts | null) {
     this.layout = layout;
     for (const [name, floats] of layout.fixed) this.fixedBuffers.set(name, this.alloc(name, floats));
     layout.pool.sizes.forEach((floats, i) => this.slots.push(this.alloc(`slot ${i}`, floats)));
@@ -391,6 +406,8 @@ export class Plan {
     this.probs = this.fixedBuffers.get('output') ?? this.alloc('output', sizeOf(spec.output.shape) * spec.batch);
     this.stats = this.alloc('stats [loss, acc]', 2);
     this.totals = this.alloc('totals [loss sum, correct, count]', 3);
+    this.sampleWeights = this.fixedBuffers.get('sample weights') ?? null;
+    if (this.sampleWeights) gpu.write(this.sampleWeights, new Float32Array(spec.batch).fill(1));
   }
 
   private alloc(label: string, floats: number): GPUBuffer {
@@ -400,14 +417,14 @@ export class Plan {
   }
 
   /** Builds kernels and op lists; `optimizer` updates trainable weights (null: no training). */
-  static async build(gpu: Gpu, spec: PlanSpec, optimizer: OptimizerKernel | null, seed: number, paramGrads: Map<Param, GPUBuffer>): Promise<Plan> {
+  static async build(gpu: Gpu, spec: PlanSpec, optimizer: OptimizerKernel | null, seed: number, paramGrads: Map<Param, GPUBuffer>, metricCounts: MetricCounts | null = null): Promise<Plan> {
     for (const l of spec.layers) for (const p of l.params) p.place(gpu);
     const before = gpu.memory().numBytes;
     const gradsBefore = paramGrads.size;
     let plan: Plan | null = null;
     const binder = () => plan!.binder(optimizer);
     const layout = layoutPlan(spec, binder);
-    plan = new Plan(gpu, spec, layout, paramGrads);
+    plan = new Plan(gpu, spec, layout, paramGrads, metricCounts);
     plan.seed = seed;
     await plan.compile();
     const newGrads = [...paramGrads.values()].slice(gradsBefore).reduce((a, b) => a + b.size, 0);
@@ -528,16 +545,24 @@ export class Plan {
     const classes = sizeOf(spec.output.shape);
     const label = `${last.layer.name} ${spec.loss ?? 'output'}`;
     if (spec.loss) {
+      // training steps use the weighted pipelines (all-ones weights give bit-identical results)
       const headK = spec.loss === 'binary_crossentropy'
-        ? await SigmoidBceKernel.create(gpu, { batch, label })
-        : await SoftmaxCeKernel.create(gpu, { batch, classes, labels: spec.loss === 'categorical_crossentropy' ? 'onehot' : 'sparse', label });
+        ? await SigmoidBceKernel.create(gpu, { batch, label, weighted: true })
+        : await SoftmaxCeKernel.create(gpu, { batch, classes, labels: spec.loss === 'categorical_crossentropy' ? 'onehot' : 'sparse', label, weighted: true });
       this.destroyers.push(() => headK.destroy());
+      const specs = spec.metrics ?? [];
+      const counts = this.metricCounts;
+      if (specs.length && (!counts || counts.train.length !== specs.length || counts.eval.length !== specs.length)) throw new Error('internal: metric accumulators do not match the metrics');
+      const metricKs = await Promise.all(specs.map((m) => m.createKernel(gpu, batch, `${label} ${m.name}`)));
+      for (const k of metricKs) this.destroyers.push(() => k.destroy());
+      const metricOps = (logits: GPUBuffer, weights: GPUBuffer | null, into: GPUBuffer[]) => metricKs.map((k, i) => k.accumulate({ logits, labels: this.labels, weights, counts: into[i] }));
       const probs = headK instanceof SoftmaxCeKernel
         ? (logits: GPUBuffer) => headK.probabilities({ logits, probs: this.probs })
         : await (async () => { const sk = await SigmoidKernel.create(gpu, { size: batch, label: `${last.layer.name} sigmoid` }); return (logits: GPUBuffer) => sk.forward({ x: logits, y: this.probs }); })();
       this.head = {
-        train: (logits, dlogits) => headK.lossAndGradient({ logits, labels: this.labels, dlogits, stats: this.stats }),
-        eval: (logits) => headK.loss({ logits, labels: this.labels, stats: this.stats }),
+        train: (logits, dlogits) => [headK.lossAndGradient({ logits, labels: this.labels, dlogits, stats: this.stats, weights: this.sampleWeights! }), ...metricOps(logits, this.sampleWeights, counts?.train ?? [])],
+        // Keras weighs only training data by class: validation is unweighted
+        eval: (logits) => [headK.loss({ logits, labels: this.labels, stats: this.stats }), ...metricOps(logits, null, counts?.eval ?? [])],
         probs,
       };
       this.accumulateOps = [headK.accumulate({ stats: this.stats, totals: this.totals })];
@@ -620,11 +645,19 @@ export class Plan {
     }
   }
 
-  /** Writes a batch and the per-step counters; call before submitting trainOps/evalOps. */
-  load(x: Float32Array | null, y: Float32Array | null, step: number): void {
+  /**
+   * Writes a batch, its per-example weights for a training step (null: all ones) and the
+   * per-step counters; call before submitting trainOps/evalOps.
+   */
+  load(x: Float32Array | null, y: Float32Array | null, step: number, weights: Float32Array | null = null): void {
     this.refresh();
     if (x) this.gpu.write(this.input, x);
     if (y) this.gpu.write(this.labels, y);
+    if (this.sampleWeights && (weights || this.weighted)) {
+      if (weights && weights.length !== this.spec.batch) throw new Error(`internal: ${weights.length} sample weights for a batch of ${this.spec.batch}`);
+      this.gpu.write(this.sampleWeights, weights ?? new Float32Array(this.spec.batch).fill(1));
+      this.weighted = !!weights;
+    }
     for (const p of this.programs.values()) p.setStep?.(step);
   }
 
