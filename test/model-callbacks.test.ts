@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Conv2D, Dense, Flatten, Input, Model, SGD, setInitSeed, type CallbackHooks, type CallbackModel } from '../src/index.ts';
+import { Conv2D, Dense, EarlyStopping, Flatten, Input, Model, ReduceLROnPlateau, SGD, setInitSeed, type CallbackHooks, type CallbackModel, type NamedTensor } from '../src/index.ts';
 import { rng } from './helpers/random.ts';
 
 function tiny(): Model {
@@ -66,5 +66,31 @@ describe('fit and callbacks', () => {
     const bad = before.map((w, i) => (i === 1 ? { ...w, shape: [w.data.length + 1], data: new Float32Array(w.data.length + 1) } : w));
     await expect(m.setWeights(bad)).rejects.toThrow(/setWeights: weight 1 \('.*'\) has shape \[4\]/);
     await expect(m.setWeights(before.slice(1))).rejects.toThrow(/the model has 4 weight tensors, got 3/);
+  });
+
+  it('EarlyStopping in a real fit: stops, and restores the best epoch\'s weights; ReduceLROnPlateau lowers the rate the next step uses', async () => {
+    setInitSeed(5);
+    const m = tiny();
+    const train = data(3, 2);
+    const snapshots: NamedTensor[][] = [];
+    const lines: string[] = [];
+    // 'max' on a falling val_loss: epoch 1 is the best, patience 1 stops after epoch 2
+    const stop = new EarlyStopping({ monitor: 'val_loss', mode: 'max', patience: 1, restoreBestWeights: true, verbose: 1, print: (l) => void lines.push(l) });
+    const h = await m.fit(train, {
+      epochs: 6, verbose: 0, validationData: train,
+      callbacks: [{ onEpochEnd: async () => void snapshots.push(await m.getWeights()) }, stop],
+    });
+    expect(h.epoch).toEqual([0, 1]);
+    expect(h.history.val_loss[1]).toBeLessThan(h.history.val_loss[0]);
+    expect(lines).toEqual(['Epoch 2: early stopping', 'Restoring model weights from the end of the best epoch: 1.']);
+    const now = await m.getWeights();
+    now.forEach((t, i) => expect(t.data).toEqual(snapshots[0][i].data));
+
+    const plateau = new ReduceLROnPlateau({ monitor: 'loss', mode: 'max', patience: 1, factor: 0.5 });
+    const h2 = await m.fit(train, { epochs: 3, verbose: 0, callbacks: [plateau] });
+    // Keras logs the rate the epoch trained with, then reduces it for the next
+    expect(h2.history.learning_rate).toEqual([0.05, 0.05, 0.025].map(Math.fround));
+    expect(m.optimizer.learningRate).toBeCloseTo(0.0125, 7);
+    expect(m.optimizer.currentLearningRate(0)).toBeCloseTo(0.0125, 7);
   });
 });
