@@ -225,7 +225,7 @@ describe('webgpu-finetune usage errors and missing folders', () => {
     expect(help.stdout).toContain('--resume DIR');
   }, 60_000);
 
-  it('missing folders are named; an unreadable weights file fails with exit 1 and says what to do', async () => {
+  it('missing folders are named; a weights file that is not HDF5 is a usage error saying what to give', async () => {
     const missing = join(tmp, 'no-such-folder');
     await usage(['train', '--train', missing, '--val', data], new RegExp(`--train folder '${missing}' does not exist`));
     await usage(['evaluate', '--model', join(tmp, 'A'), '--data', missing], new RegExp(`--data folder '${missing}' does not exist`));
@@ -235,7 +235,7 @@ describe('webgpu-finetune usage errors and missing folders', () => {
     const junk = join(tmp, 'junk.h5');
     writeFileSync(junk, 'not weights');
     const r = await cli(['train', '--train', join(data, 'train'), '--val', join(data, 'test'), '--size', '32x32', '--weights', junk, '--out', join(tmp, 'J')]);
-    expect(r.code).toBe(1);
-    expect(errorLines(r).join('\n')).toMatch(new RegExp(`cannot use --weights ${junk}`));
+    expect(r.code).toBe(2);
+    expect(errorLines(r).join('\n')).toMatch(new RegExp(`--weights '${junk}' is not an HDF5 file`));
   }, 90_000);
 });

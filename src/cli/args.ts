@@ -18,7 +18,7 @@ type Options = NonNullable<ParseArgsConfig['options']>;
  */
 export function parse<O extends Options>(command: string, args: string[], options: O, positionals = false) {
   try {
-    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals, strict: true });
+    return parseArgs({ args: joinNegativeValues(args, options), options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals, strict: true });
   } catch (e) {
     const code = (e as { code?: string }).code ?? '';
     let msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
@@ -27,17 +27,37 @@ export function parse<O extends Options>(command: string, args: string[], option
   }
 }
 
+/**
+ * parseArgs takes `--lr -1` for two flags (and refuses it as ambiguous); a value that reads as a
+ * negative number is joined to its string option (`--lr=-1`) so the option's own check judges it.
+ */
+function joinNegativeValues(args: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = /^--([^=]+)$/.exec(args[i])?.[1];
+    if (name && options[name]?.type === 'string' && i + 1 < args.length && /^-(\d|\.\d)/.test(args[i + 1])) {
+      out.push(`${args[i]}=${args[++i]}`);
+    } else out.push(args[i]);
+  }
+  return out;
+}
+
+// Decimal only: Number() would also take '0x10' (16), '0b1', ' 12 ' and '' (0).
+const INTEGER = /^[+-]?\d+$/;
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 export function int(v: string | undefined, name: string, fallback: number, min = 1): number {
   if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number >= ${min}, got '${v}'`);
+  const n = INTEGER.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number >= ${min}, got '${v}'`);
   return n;
 }
 
-export function num(v: string | undefined, name: string, fallback: number): number {
+/** A decimal number in [0, max] (e.g. 0.01, 1e-3); `max` as Keras bounds it (momentum: 1). */
+export function num(v: string | undefined, name: string, fallback: number, max = Infinity): number {
   if (v === undefined) return fallback;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number >= 0, got '${v}'`);
+  const n = DECIMAL.test(v) ? Number(v) : NaN;
+  if (!Number.isFinite(n) || n < 0 || n > max) throw new UsageError(`--${name} must be a number ${max === Infinity ? '>= 0' : `from 0 to ${max}`}, got '${v}'`);
   return n;
 }
 

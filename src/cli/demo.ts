@@ -71,7 +71,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     freeze: 15,
     weights: weights === 'imagenet' || weights === 'none' ? weights : resolve(weights),
     lr: num(v.lr, 'lr', 0.01),
-    momentum: num(v.momentum, 'momentum', 0),
+    momentum: num(v.momentum, 'momentum', 0, 1),
     nesterov: false,
     augment: oneOf(v.augment, 'augment', ['keras', 'none'] as const, 'keras'),
     seed,

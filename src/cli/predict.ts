@@ -4,6 +4,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { importWeights, setInitSeed, type Model } from '../index.ts';
 import { compareCodePoints, hasImageExtension } from '../io/dataset.ts';
+import { checkImage, MAX_IMAGE_PIXELS } from '../io/image-decode.ts';
 import { processImage, type ImageSpec } from '../io/pipeline.ts';
 import { readPngNode } from '../io/png-node.ts';
 import { display, int, parse, required, UsageError } from './args.ts';
@@ -23,6 +24,8 @@ preprocess_input instead).
   --json        print JSON instead of a table: for each image its file, class, probability,
                 and output (the sigmoid output, the probability of the class with index 1)
   --batch N     images per forward pass                                     [the run's batch]
+  --max-image-pixels N|none
+                images with more pixels are refused (decompression bombs)  [the run's]
 `;
 
 export const EVALUATE_HELP = `webgpu-finetune evaluate --model RUN_DIR --data DIR [--json] [--batch N]
@@ -35,7 +38,16 @@ classes as in training), as Keras's model.evaluate on a flow_from_directory with
   --data DIR    the images                                                      (required)
   --json        print { "loss": ..., "acc": ..., "samples": ... }
   --batch N     batch size                                                  [the run's batch]
+  --max-image-pixels N|none
+                images with more pixels are skipped (decompression bombs)  [the run's]
 `;
+
+/** --max-image-pixels as given (undefined: the run's setting, else Pillow's default). */
+function pixelLimit(v: string | undefined, settings: Pick<RunSettings, 'maxImagePixels'>): number | null {
+  if (v === 'none') return null;
+  if (v !== undefined) return int(v, 'max-image-pixels', 0);
+  return settings.maxImagePixels === undefined ? MAX_IMAGE_PIXELS : settings.maxImagePixels;
+}
 
 /** A run's model with its trained weights; says which weights when they are the checkpoint's. */
 export async function loadRun(dir: string, note: (l: string) => void): Promise<{ settings: RunSettings; model: Model; classes: string[] }> {
@@ -106,7 +118,7 @@ export interface Prediction {
 }
 
 /** Predictions for image files, in the order given. Unreadable files get an `error` instead. */
-export async function predictFiles(model: Model, settings: RunSettings, classes: string[], files: string[], batch: number): Promise<Prediction[]> {
+export async function predictFiles(model: Model, settings: RunSettings, classes: string[], files: string[], batch: number, maxImagePixels: number | null = settings.maxImagePixels === undefined ? MAX_IMAGE_PIXELS : settings.maxImagePixels): Promise<Prediction[]> {
   const pre = BASES[baseOf(settings)].preprocess;
   const spec: ImageSpec = { height: settings.height, width: settings.width, interpolation: 'nearest', augment: { fillMode: 'nearest', cval: 0, interpolationOrder: 1, rescale: pre ? null : 1 / 255 } };
   const per = settings.height * settings.width * 3;
@@ -115,7 +127,9 @@ export async function predictFiles(model: Model, settings: RunSettings, classes:
   const images: Float32Array[] = [];
   for (let i = 0; i < files.length; i++) {
     try {
-      const img = processImage(new Uint8Array(await readFile(files[i])), spec, null, readPngNode);
+      const bytes = new Uint8Array(await readFile(files[i]));
+      if (maxImagePixels !== null) checkImage(bytes, maxImagePixels); // before any pixel is decoded
+      const img = processImage(bytes, spec, null, readPngNode);
       images.push(pre ? pre(img) : img);
       good.push(i);
     } catch (e) {
@@ -152,7 +166,7 @@ export async function predictFiles(model: Model, settings: RunSettings, classes:
 }
 
 export async function predictCommand(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse('predict', args, { model: { type: 'string' }, json: { type: 'boolean' }, batch: { type: 'string' } }, true);
+  const { values: v, positionals } = parse('predict', args, { model: { type: 'string' }, json: { type: 'boolean' }, batch: { type: 'string' }, 'max-image-pixels': { type: 'string' } }, true);
   if (v.help) {
     console.log(PREDICT_HELP);
     return 0;
@@ -160,8 +174,9 @@ export async function predictCommand(args: string[]): Promise<number> {
   const dir = required(v.model, 'model', 'predict', 'RUN_DIR (the --out folder of train)');
   if (!positionals.length) throw new UsageError("predict: give at least one image file or folder after the options; see 'webgpu-finetune predict --help'");
   const files = await collectImages(positionals);
+  pixelLimit(v['max-image-pixels'], {}); // a bad value is refused before the model loads
   const { settings, model, classes } = await loadRun(dir, (l) => console.error(l));
-  const results = await predictFiles(model, settings, classes, files, int(v.batch, 'batch', settings.batch));
+  const results = await predictFiles(model, settings, classes, files, int(v.batch, 'batch', settings.batch), pixelLimit(v['max-image-pixels'], settings));
   if (v.json) {
     console.log(JSON.stringify({ model: resolve(dir), classes, predictions: results }, null, 1));
   } else {
@@ -180,7 +195,7 @@ export async function predictCommand(args: string[]): Promise<number> {
 }
 
 export async function evaluateCommand(args: string[]): Promise<number> {
-  const { values: v } = parse('evaluate', args, { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' }, batch: { type: 'string' } });
+  const { values: v } = parse('evaluate', args, { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' }, batch: { type: 'string' }, 'max-image-pixels': { type: 'string' } });
   if (v.help) {
     console.log(EVALUATE_HELP);
     return 0;
@@ -188,9 +203,11 @@ export async function evaluateCommand(args: string[]): Promise<number> {
   const dir = required(v.model, 'model', 'evaluate', 'RUN_DIR (the --out folder of train)');
   const data = await requireDir(required(v.data, 'data', 'evaluate', 'DIR (images in one subfolder per class)'), '--data');
   const log = v.json ? (l: string) => console.error(l) : (l: string) => console.log(l);
+  pixelLimit(v['max-image-pixels'], {}); // a bad value is refused before the model loads
   const { settings, model, classes } = await loadRun(dir, (l) => console.error(l));
   const flow = await generators(settings).valGen.flowFromDirectory(data, {
     targetSize: [settings.height, settings.width], batchSize: int(v.batch, 'batch', settings.batch), classMode: settings.classMode ?? 'binary', shuffle: false, classes, log,
+    maxImagePixels: pixelLimit(v['max-image-pixels'], settings),
   });
   try {
     const [loss, acc] = await model.evaluate(flow);

@@ -8,12 +8,15 @@
  * part-way, the per-step results already folded into that epoch's running means. A resumed run
  * therefore ends with the same weights and history as one that never stopped.
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { getGpu, ImageDataGenerator, setInitSeed, type DirectoryIterator, type Logs, type Model } from '../index.ts';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readFile, realpath, rm, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { getGpu, ImageDataGenerator, NonFiniteLossError, setInitSeed, type DirectoryIterator, type Logs, type Model } from '../index.ts';
 import { defaultSink, Progbar } from '../graph/progbar.ts';
 import { compareCodePoints } from '../io/dataset.ts';
 import { listClassFolders } from '../io/directory-node.ts';
+import { MAX_IMAGE_PIXELS } from '../io/image-decode.ts';
+import { HDF5_SIGNATURE, signatureOffsets } from '../io/keras-h5.ts';
 import { display, int, num, oneOf, parse, required, size, UsageError } from './args.ts';
 import { CHECKPOINT_FILE, emptyHistory, readCheckpoint, restoreCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint, type RunHistory, type TrainState } from './checkpoint.ts';
 import { historySvg } from './plot.ts';
@@ -22,6 +25,7 @@ import { ARCHITECTURE, BASE_NAMES, baseOf, BASES, freezeUntilIndex, referenceMod
 
 export const TRAIN_HELP = `webgpu-finetune train --train DIR --val DIR [options]
 webgpu-finetune train --resume RUN_DIR [--epochs N]
+webgpu-finetune train --train DIR --val DIR --out RUN_DIR --overwrite [options]
 
 Fine-tunes VGG16 on image folders as the reference Keras program does: VGG16 without its top,
 the first --freeze layers frozen, Flatten, Dense 256 ReLU, Dropout 0.5, Dense 1 sigmoid; SGD,
@@ -61,9 +65,15 @@ inference mode), GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (Dense K s
                          (Dense 1 sigmoid, two classes only) or categorical (Dense K softmax) [auto]
   --seed N               seed for data order, augmentation, initial weights and dropout; the
                          same seed gives the same run                         [random]
-  --out DIR              the run folder                                     [runs/<time>]
+  --max-image-pixels N|none
+                         images with more pixels are skipped with a warning (decompression
+                         bombs; Pillow's MAX_IMAGE_PIXELS); none: no limit      [178956970]
+  --out DIR              the run folder (not inside --train or --val)       [runs/<time>]
+  --overwrite            start a new run in an --out that already holds one (its checkpoint,
+                         weights and history are deleted)
   --resume DIR           continue a stopped run from its last checkpoint (its settings are
-                         reused; --epochs may raise the epoch count)
+                         reused; --epochs may raise the epoch count); a run that stopped
+                         before its first checkpoint starts again from the beginning
 
 The run folder gets: settings.json (settings, classes, adapter), history.json and history.svg
 (loss and accuracy per epoch), weights/ (manifest.json + weights.bin), model.h5 (Keras HDF5) and
@@ -97,6 +107,8 @@ export interface RunSettings {
   nesterov: boolean;
   augment: 'keras' | 'none';
   seed: number;
+  /** images with more pixels are skipped; null: no limit; absent in older run folders: the default */
+  maxImagePixels?: number | null;
   /** as asked: auto picks from the number of class folders */
   classModeAsked?: 'auto' | 'binary' | 'categorical';
   classMode?: 'binary' | 'categorical';
@@ -163,12 +175,12 @@ export async function readSettings(dir: string): Promise<RunSettings> {
 }
 
 /** Parses train's flags into settings (or a resume request). */
-export async function parseTrain(args: string[]): Promise<{ help: true } | { resume: string; epochs?: number } | { settings: RunSettings; out: string }> {
+export async function parseTrain(args: string[]): Promise<{ help: true } | { resume: string; epochs?: number } | { settings: RunSettings; out: string; overwrite: boolean }> {
   const { values: v } = parse('train', args, {
     train: { type: 'string' }, val: { type: 'string' }, size: { type: 'string' }, batch: { type: 'string' }, epochs: { type: 'string' },
     freeze: { type: 'string' }, weights: { type: 'string' }, lr: { type: 'string' }, momentum: { type: 'string' }, nesterov: { type: 'boolean' },
     augment: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, 'class-mode': { type: 'string' },
-    base: { type: 'string' }, 'freeze-until': { type: 'string' },
+    base: { type: 'string' }, 'freeze-until': { type: 'string' }, 'max-image-pixels': { type: 'string' }, overwrite: { type: 'boolean' },
   });
   if (v.help) return { help: true };
   if (v.resume !== undefined) {
@@ -196,7 +208,7 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
   }
   const weights = v.weights ?? 'imagenet';
   if (weights === '') throw new UsageError("--weights must be imagenet, none, or a path");
-  const momentum = num(v.momentum, 'momentum', 0);
+  const momentum = num(v.momentum, 'momentum', 0, 1); // Keras's SGD refuses momentum outside [0, 1]
   if (v.nesterov && momentum === 0) throw new UsageError('--nesterov needs a --momentum above 0');
   const settings: RunSettings = {
     format: 'webgpu-finetune-run', version: 1, architecture: info.architecture, base, top: TOP,
@@ -212,6 +224,7 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
     augment: oneOf(v.augment, 'augment', ['keras', 'none'] as const, 'keras'),
     seed: v.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : int(v.seed, 'seed', 0, 0),
     classModeAsked: oneOf(v['class-mode'], 'class-mode', ['auto', 'binary', 'categorical'] as const, 'auto'),
+    maxImagePixels: v['max-image-pixels'] === 'none' ? null : int(v['max-image-pixels'], 'max-image-pixels', MAX_IMAGE_PIXELS),
   };
   const folders = await classFolders(settings.train);
   if (folders.length < 2) throw new UsageError(`--train '${trainDir}' has ${folders.length} class subfolder${folders.length === 1 ? '' : 's'} (${folders.join(', ') || 'none'}); give one subfolder per class, at least two`);
@@ -224,16 +237,107 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
   if (weights !== 'imagenet' && weights !== 'none') {
     const st = await stat(resolve(weights)).catch(() => null);
     if (!st) throw new UsageError(`--weights: '${weights}' does not exist; give imagenet, none, or the path of a Keras .h5 file or an exported manifest.json`);
+    if (st.isFile()) await requireWeightsFile(resolve(weights), weights, st.size);
     settings.weights = resolve(weights);
   }
-  return { settings, out: resolve(v.out ?? join('runs', timestamp())) };
+  const out = resolve(v.out ?? join('runs', timestamp()));
+  await requireOutsideData(out, v.out ?? out, [[settings.train, '--train', trainDir], [settings.val, '--val', valDir]]);
+  return { settings, out, overwrite: !!v.overwrite };
 }
+
+/**
+ * A --weights file must be HDF5 or a manifest (JSON): anything else would be parsed as a
+ * manifest and its bytes printed back. One line saying what it is not.
+ */
+async function requireWeightsFile(path: string, asked: string, size: number): Promise<void> {
+  const fh = await open(path, 'r');
+  let head: Uint8Array;
+  const hdf5 = await (async () => {
+    try {
+      head = new Uint8Array(64);
+      await fh.read(head, 0, 64, 0);
+      for (const at of signatureOffsets(size).slice(0, 8)) {
+        const b = new Uint8Array(8);
+        await fh.read(b, 0, 8, at);
+        if (HDF5_SIGNATURE.every((x, i) => b[i] === x)) return true;
+      }
+      return false;
+    } finally {
+      await fh.close();
+    }
+  })();
+  if (hdf5) return;
+  const what = 'give a Keras .h5 weights file, an exported manifest.json (or its folder), imagenet or none';
+  if (/\.(h5|hdf5|keras)$/i.test(path)) throw new UsageError(`--weights '${asked}' is not an HDF5 file (it does not start with the HDF5 signature); ${what}`);
+  const first = new TextDecoder().decode(head!).trimStart()[0];
+  if (first !== '{') throw new UsageError(`--weights '${asked}' is neither an HDF5 file nor a manifest.json (JSON); ${what}`);
+}
+
+/** The real path of `p`, which may not exist yet: its nearest existing ancestor's, resolved, plus the rest. */
+async function realPathOf(p: string): Promise<string> {
+  const rest: string[] = [];
+  for (let at = resolve(p); ; at = dirname(at)) {
+    const real = await realpath(at).catch(() => null);
+    if (real !== null) return join(real, ...rest.reverse());
+    if (dirname(at) === at) return resolve(p);
+    rest.push(basename(at));
+  }
+}
+
+function isInside(parent: string, child: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/** The run folder inside a data folder would become a class folder of it (and break later runs). */
+async function requireOutsideData(out: string, outAsked: string, data: [string, string, string][]): Promise<void> {
+  const realOut = await realPathOf(out);
+  for (const [dir, flag, asked] of data) {
+    if (isInside(await realPathOf(dir), realOut)) {
+      throw new UsageError(`--out '${outAsked}' is inside ${flag} '${asked}': the run folder would become one of its class folders; choose an --out outside the data folders`);
+    }
+  }
+}
+
+/** What a write error on the run folder means, as a usage error saying what to do. */
+export async function runFolderError(e: unknown, out: string, canWrite: (dir: string) => Promise<void> = (d) => access(d, constants.W_OK)): Promise<Error> {
+  const code = (e as NodeJS.ErrnoException).code;
+  const where = `the run folder '${display(out)}'`;
+  if (code === 'EEXIST' || code === 'ENOTDIR') return new UsageError(`--out '${display(out)}' is a file, or lies under one; give a folder for the run (created if missing)`);
+  let why = code === 'EROFS' ? 'read-only' : code === 'EACCES' || code === 'EPERM' ? 'denied' : null;
+  if (code === 'ENOENT') {
+    // mkdir -p on a read-only disk can say ENOENT (a parent is missing and cannot be made): ask the nearest folder there
+    let at = dirname(resolve(out));
+    while (dirname(at) !== at && !(await stat(at).catch(() => null))) at = dirname(at);
+    const c = await canWrite(at).then(() => null, (x: NodeJS.ErrnoException) => x.code);
+    why = c === 'EROFS' ? 'read-only' : c === 'EACCES' || c === 'EPERM' ? 'denied' : null;
+  }
+  if (why === 'read-only') return new UsageError(`cannot create ${where}: the file system is read-only; choose an --out on a writable disk`);
+  if (why === 'denied') return new UsageError(`cannot create ${where}: permission denied; choose an --out you can write to`);
+  return e as Error;
+}
+
+/** Creates the run folder; its errors say what is wrong (a file in the way, a read-only disk). */
+export async function makeRunFolder(out: string, makeDir: (p: string) => Promise<unknown> = (p) => mkdir(p, { recursive: true }), canWrite?: (dir: string) => Promise<void>): Promise<void> {
+  try {
+    await makeDir(out);
+  } catch (e) {
+    throw await runFolderError(e, out, canWrite);
+  }
+}
+
+/** What a run writes besides settings.json, removed when a run folder is started over. */
+const RUN_OUTPUTS = [CHECKPOINT_FILE, WEIGHTS_DIR, H5_FILE, HISTORY_FILE, PLOT_FILE];
 
 export interface TrainOptions {
   /** the run folder */
   out: string;
   /** continue from this checkpoint (the run folder's) */
   resume?: Checkpoint;
+  /** start over in a folder that holds a run: its checkpoint, weights and history go (once the run has started) */
+  overwrite?: boolean;
+  /** resume: settings.json changed (--epochs), written once the run's checks pass */
+  saveSettings?: boolean;
   /** when 'imagenet' weights cannot be had: fail (train) or say so and start from random weights (demo) */
   imagenetFallback?: boolean;
   log?: (line: string) => void;
@@ -318,12 +422,12 @@ export function modelLine(s: RunSettings): string {
 export async function runTraining(s: RunSettings, o: TrainOptions): Promise<TrainResult> {
   const log = o.log ?? ((l: string) => console.log(l));
   const t0 = Date.now();
-  await mkdir(o.out, { recursive: true });
+  await makeRunFolder(o.out);
   const gpu = await getGpu();
   log(`adapter: ${gpu.describe()}`);
 
   const { trainGen, valGen } = generators(s);
-  const flowOptions = { targetSize: [s.height, s.width] as [number, number], batchSize: s.batch, classMode: s.classMode ?? 'binary', log };
+  const flowOptions = { targetSize: [s.height, s.width] as [number, number], batchSize: s.batch, classMode: s.classMode ?? 'binary', maxImagePixels: s.maxImagePixels, log };
   let train: DirectoryIterator | null = null;
   let val: DirectoryIterator | null = null;
   const controller = new AbortController();
@@ -355,14 +459,14 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
 
     const { model, used } = await buildModel(s, o, log);
     if (!o.resume) {
+      if (o.overwrite) for (const f of RUN_OUTPUTS) await rm(join(o.out, f), { recursive: true, force: true });
       s.weightsUsed = used;
       s.classIndices = train.classIndices;
       s.trainSamples = train.samples;
       s.valSamples = val.samples;
       s.adapter = gpu.describe();
       s.created = new Date().toISOString();
-      s.command = process.argv.slice(2);
-      await writeFileAtomic(join(o.out, SETTINGS_FILE), `${JSON.stringify(s, null, 1)}\n`);
+      s.command ??= process.argv.slice(2); // a run started again keeps the command that made it
     }
     log(`model: ${modelLine(s)}; input ${s.height}x${s.width}`);
     log(`training: SGD lr ${s.lr} momentum ${s.momentum}${s.nesterov ? ' nesterov' : ''}, batch ${s.batch}, augmentation ${s.augment}, seed ${s.seed}; run folder ${o.out}`);
@@ -370,11 +474,16 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
     // Where training stands; restored from the checkpoint when resuming.
     const st: TrainState = o.resume ? structuredClone(o.resume.state) : { epoch: 0, step: 0, partial: { loss: [], acc: [], size: [], seconds: 0 }, history: emptyHistory(), trainPosition: 0, valPosition: 0 };
     if (o.resume) {
-      await restoreCheckpoint(model, o.resume, join(o.out, CHECKPOINT_FILE));
+      const at = join(o.out, CHECKPOINT_FILE);
+      await restoreCheckpoint(model, o.resume, at).catch((e: Error) => {
+        throw new Error(`cannot continue from ${at}: its weights do not fit this run's model (${e.message.replace(/\.?\n\s*/g, '; ')}); restore a good copy of it, or start the run over with --overwrite`);
+      });
       train.seek(st.trainPosition);
       val.seek(st.valPosition);
       log(`resuming at epoch ${st.epoch + 1}${st.step ? `, step ${st.step + 1}/${train.length}` : ''} (checkpoint of ${o.resume.created})`);
     }
+    // only now that every check has passed (a refused --resume changes nothing)
+    if (!o.resume || o.saveSettings) await writeFileAtomic(join(o.out, SETTINGS_FILE), `${JSON.stringify(s, null, 1)}\n`);
     const ckptPath = join(o.out, CHECKPOINT_FILE);
     let epochStart = Date.now() - st.partial.seconds * 1000;
     const saveState = async () => {
@@ -447,6 +556,7 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
         });
       }
     } catch (e) {
+      if (e instanceof NonFiniteLossError) throw await stoppedOnNaN(e, o.out, model, st);
       if (!(e instanceof Interrupted)) throw e;
       interrupted = true;
       await saveState();
@@ -467,6 +577,26 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
     await train?.close();
     await val?.close();
   }
+}
+
+/**
+ * After a non-finite loss the model holds the last good step's weights (the update guard skipped
+ * the bad one): they are written, with the history so far, and the message says where (or says
+ * plainly that they were not written, and why).
+ */
+async function stoppedOnNaN(e: NonFiniteLossError, out: string, model: Model, st: TrainState): Promise<Error> {
+  const at = `${e.epoch === null ? '' : `epoch ${e.epoch + 1}, `}step ${e.step + 1}`;
+  const ckpt = st.history.epoch.length ? `the last checkpoint (epoch ${st.history.epoch.length}) is kept in ${join(display(out), CHECKPOINT_FILE)}` : 'no checkpoint was saved (the first epoch did not end)';
+  let saved: string;
+  try {
+    await writeHistory(out, st.history);
+    await model.saveWeights(join(out, WEIGHTS_DIR));
+    await model.saveWeightsH5(join(out, H5_FILE));
+    saved = `the weights after the last step with a finite loss are written to ${join(display(out), WEIGHTS_DIR)}/ and ${join(display(out), H5_FILE)}`;
+  } catch (w) {
+    saved = `the weights were NOT written (${(w as Error).message})`;
+  }
+  return new Error(`loss became ${e.loss} at ${at}: training stopped; ${saved}; ${ckpt}. Lower the learning rate or check the data for bad values, then start again with --overwrite`);
 }
 
 /** The closing lines: best val_acc, time, and where the files are. */
@@ -504,25 +634,36 @@ export async function trainCommand(args: string[]): Promise<number> {
   let settings: RunSettings;
   let out: string;
   let resume: Checkpoint | undefined;
+  let overwrite = false;
+  let saveSettings = false;
   if ('resume' in parsed) {
     out = resolve(parsed.resume);
     const st = await stat(out).catch(() => null);
     if (!st?.isDirectory()) throw new UsageError(`--resume: run folder '${parsed.resume}' does not exist; give the --out folder of an earlier train run`);
     settings = await readSettings(out);
-    resume = await readCheckpoint(join(out, CHECKPOINT_FILE));
+    // Nothing is written before every check has passed: a refused --resume leaves the folder as it was.
+    const ckptPath = join(out, CHECKPOINT_FILE);
+    if (await stat(ckptPath).catch(() => null)) resume = await readCheckpoint(ckptPath);
     if (parsed.epochs !== undefined) {
-      if (parsed.epochs < resume.state.epoch) throw new UsageError(`--epochs ${parsed.epochs} is below the ${resume.state.epoch} epochs already done`);
+      if (resume && parsed.epochs < resume.state.epoch) throw new UsageError(`--epochs ${parsed.epochs} is below the ${resume.state.epoch} epochs already done`);
+      saveSettings = settings.epochs !== parsed.epochs;
       settings.epochs = parsed.epochs;
-      await writeFileAtomic(join(out, SETTINGS_FILE), `${JSON.stringify(settings, null, 1)}\n`);
     }
     await requireDir(settings.train, 'the run\'s training');
     await requireDir(settings.val, 'the run\'s validation');
+    if (!resume) {
+      // stopped before its first epoch ended: nothing to continue, so it starts over with its own settings
+      console.log(`note: ${display(out)} has no checkpoint yet (the run stopped before its first epoch ended): starting the run again from the beginning with its stored settings`);
+      overwrite = true;
+    }
   } else {
-    ({ settings, out } = parsed);
+    ({ settings, out, overwrite } = parsed);
+    const outStat = await stat(out).catch(() => null);
+    if (outStat && !outStat.isDirectory()) throw await runFolderError(Object.assign(new Error('EEXIST'), { code: 'EEXIST' }), out);
     const existing = await stat(join(out, SETTINGS_FILE)).catch(() => null);
-    if (existing) throw new UsageError(`--out '${display(out)}' already holds a run; continue it with --resume ${display(out)}, or choose another --out`);
+    if (existing && !overwrite) throw new UsageError(`--out '${display(out)}' already holds a run; continue it with --resume ${display(out)}, start it over with --overwrite (its checkpoint, weights and history are deleted), or choose another --out`);
   }
-  const result = await runTraining(settings, { out, resume });
+  const result = await runTraining(settings, { out, resume, overwrite, saveSettings });
   console.log('');
   for (const l of summary(out, result, settings)) console.log(l);
   return result.interrupted ? 130 : 0;

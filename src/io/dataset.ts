@@ -6,7 +6,7 @@
  */
 import type { AugmentSettings } from './augment.ts';
 import { DirectoryIterator, type ClassMode, type ImageLoader } from './flow.ts';
-import { checkImage, ImageError } from './image-decode.ts';
+import { checkImage, ImageError, MAX_IMAGE_PIXELS } from './image-decode.ts';
 import type { ImageSpec } from './pipeline.ts';
 import type { Interpolation } from './resize.ts';
 
@@ -49,13 +49,18 @@ export interface FlowOptions {
   workers?: number;
   /** Node: descend into symlinked folders (Keras's follow_links); default false */
   followLinks?: boolean;
+  /**
+   * images with more pixels are skipped up front, with the reason, and refused again when decoded
+   * (decompression bombs); default Pillow's MAX_IMAGE_PIXELS, 178,956,970; null or Infinity: no limit
+   */
+  maxImagePixels?: number | null;
   /** where "Found N images ..." goes; default console.log */
   log?: (line: string) => void;
   /** where warnings (skipped files, empty classes) go; default console.warn */
   warn?: (line: string) => void;
 }
 
-const FLOW_KEYS = new Set(['targetSize', 'batchSize', 'classMode', 'classes', 'shuffle', 'seed', 'interpolation', 'prefetch', 'workers', 'followLinks', 'log', 'warn']);
+const FLOW_KEYS = new Set(['targetSize', 'batchSize', 'classMode', 'classes', 'shuffle', 'seed', 'interpolation', 'prefetch', 'workers', 'followLinks', 'maxImagePixels', 'log', 'warn']);
 
 export interface ResolvedFlowOptions {
   height: number;
@@ -69,9 +74,14 @@ export interface ResolvedFlowOptions {
   prefetch: number;
   workers: number | null;
   followLinks: boolean;
+  /** null: no limit */
+  maxImagePixels: number | null;
   log: (line: string) => void;
   warn: (line: string) => void;
 }
+
+/** ImageSpec plus the pixel limit, which travels with it to the decoders (workers included). */
+export type LimitedImageSpec = ImageSpec & { maxImagePixels: number | null };
 
 function isPositiveInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v > 0;
@@ -99,7 +109,10 @@ export function resolveFlowOptions(o: FlowOptions, what: string, defaultSeed: nu
   if (!Number.isInteger(prefetch) || prefetch < 0) throw new Error(`${what}: prefetch must be a whole number of batches, got ${prefetch}`);
   const workers = o.workers ?? null;
   if (workers !== null && (!Number.isInteger(workers) || workers < 0)) throw new Error(`${what}: workers must be a whole number, got ${workers}`);
+  const limit = o.maxImagePixels === undefined ? MAX_IMAGE_PIXELS : o.maxImagePixels;
+  if (limit !== null && limit !== Infinity && !isPositiveInt(limit)) throw new Error(`${what}: maxImagePixels must be a whole number of pixels above 0, or null (no limit), got ${limit}`);
   return {
+    maxImagePixels: limit === Infinity ? null : limit,
     height, width, batchSize, classMode, interpolation, seed, prefetch, workers,
     classes: o.classes ?? null,
     shuffle: o.shuffle ?? true,
@@ -134,7 +147,7 @@ export interface PrepareArgs<S> {
   options: ResolvedFlowOptions;
   augment: AugmentSettings;
   read(source: S): Promise<Uint8Array>;
-  makeLoader(sources: S[], spec: ImageSpec): ImageLoader;
+  makeLoader(sources: S[], spec: LimitedImageSpec): ImageLoader;
 }
 
 function rel(f: { cls: string; dir: string; name: string }): string {
@@ -188,7 +201,7 @@ export async function prepareFlow<S>(a: PrepareArgs<S>): Promise<DirectoryIterat
   // Every file is checked before training: truncated files and non-images are skipped here, with a word.
   const checks = await mapLimit(candidates, 8, async (f) => {
     try {
-      checkImage(await a.read(f.source));
+      checkImage(await a.read(f.source), o.maxImagePixels);
       return null;
     } catch (e) {
       return e instanceof ImageError ? e.reason : `cannot read it: ${(e as Error).message}`;
@@ -213,7 +226,8 @@ export async function prepareFlow<S>(a: PrepareArgs<S>): Promise<DirectoryIterat
   o.log(`Found ${kept.length} images belonging to ${classNames.length} classes.`);
   if (!kept.length) throw new Error(`${what}: no usable images in ${listing.root} (class folders: ${classNames.join(', ')}; extensions: ${IMAGE_EXTENSIONS.join(', ')})`);
 
-  const spec: ImageSpec = {
+  const spec: LimitedImageSpec = {
+    maxImagePixels: o.maxImagePixels,
     height: o.height,
     width: o.width,
     interpolation: o.interpolation,

@@ -211,8 +211,32 @@ function checkJpeg(b: Uint8Array): ImageInfo {
   }
 }
 
-/** Validates a file's structure and reads its size; throws ImageError saying what is wrong. */
-export function checkImage(b: Uint8Array): ImageInfo {
+/**
+ * Pillow's Image.MAX_IMAGE_PIXELS. Pillow warns above it and raises DecompressionBombError above
+ * twice it; we refuse above it: a 1 MB PNG can claim 20000x20000 pixels (1.2 GB decoded, per
+ * decode worker), and a refused image is cheap to let through with a higher limit.
+ */
+export const MAX_IMAGE_PIXELS = 178_956_970;
+
+/** Throws ImageError when the image has more than `maxPixels` pixels (null: no limit). */
+export function requirePixelLimit(info: ImageInfo, maxPixels: number | null): ImageInfo {
+  const n = info.width * info.height;
+  if (maxPixels !== null && n > maxPixels) {
+    const f = (x: number) => x.toLocaleString('en-US');
+    throw new ImageError(`${info.width}x${info.height} = ${f(n)} pixels, over the limit of ${f(maxPixels)} (a decompression bomb?); if the image is genuine, raise the limit with train --max-image-pixels (the flows' maxImagePixels option)`);
+  }
+  return info;
+}
+
+/**
+ * Validates a file's structure and reads its size; throws ImageError saying what is wrong,
+ * including a size over `maxPixels` (null: no limit). Nothing is decoded (plain PNM aside).
+ */
+export function checkImage(b: Uint8Array, maxPixels: number | null = null): ImageInfo {
+  return requirePixelLimit(checkStructure(b), maxPixels);
+}
+
+function checkStructure(b: Uint8Array): ImageInfo {
   if (b.length === 0) throw new ImageError('empty file');
   const format = sniffFormat(b);
   if (format === 'png') return checkPng(b).info;
@@ -232,8 +256,9 @@ function without(b: Uint8Array, [start, end]: [number, number]): Uint8Array {
   return out;
 }
 
-function decodePng(b: Uint8Array, readPng: PngReader): RgbImage {
+function decodePng(b: Uint8Array, readPng: PngReader, maxPixels: number | null): RgbImage {
   const layout = checkPng(b);
+  requirePixelLimit(layout.info, maxPixels);
   // pngjs blacks out pixels whose colour matches a grey/RGB tRNS key; Pillow's convert('RGB')
   // keeps them (it only drops alpha). Without the chunk pngjs leaves them alone.
   const bytes = layout.trns && layout.colorType !== 3 ? without(b, layout.trns) : b;
@@ -252,19 +277,24 @@ function decodePng(b: Uint8Array, readPng: PngReader): RgbImage {
   return { width, height, data: out };
 }
 
-function decodeJpeg(b: Uint8Array): RgbImage {
-  checkJpeg(b);
+function decodeJpeg(b: Uint8Array, maxPixels: number | null): RgbImage {
+  requirePixelLimit(checkJpeg(b), maxPixels);
   const img = jpeg.decode(b, { useTArray: true, formatAsRGBA: false });
   return { width: img.width, height: img.height, data: img.data };
 }
 
-/** Decodes a PNG, JPEG, BMP or PNM file to 8-bit RGB; throws ImageError (reason only) when it can't. */
-export function decodeRgb(b: Uint8Array, readPng: PngReader): RgbImage {
+/**
+ * Decodes a PNG, JPEG, BMP or PNM file to 8-bit RGB; throws ImageError (reason only) when it
+ * can't. The size is checked against `maxPixels` (null: no limit) again here, before any pixel
+ * is allocated, so a file replaced after the up-front check cannot get through.
+ */
+export function decodeRgb(b: Uint8Array, readPng: PngReader, maxPixels: number | null = null): RgbImage {
   const format = sniffFormat(b);
   if (!format) checkImage(b); // throws the reason
   try {
-    if (format === 'png') return decodePng(b, readPng);
-    if (format === 'jpeg') return decodeJpeg(b);
+    if (format === 'png') return decodePng(b, readPng, maxPixels);
+    if (format === 'jpeg') return decodeJpeg(b, maxPixels);
+    if (maxPixels !== null) checkImage(b, maxPixels);
     return format === 'bmp' ? decodeBmp(b) : decodePnm(b);
   } catch (e) {
     if (e instanceof ImageError) throw e;

@@ -13,11 +13,13 @@ export interface ImageSpec {
   width: number;
   interpolation: Interpolation;
   augment: Pick<AugmentSettings, 'fillMode' | 'cval' | 'interpolationOrder' | 'rescale'>;
+  /** Images above this many pixels are refused before decoding (null: no limit); checked again here, in the worker, for a file replaced after the up-front check. */
+  maxImagePixels?: number | null;
 }
 
 /** Returns a height x width x 3 float32 image. Throws ImageError when the bytes cannot be decoded. */
 export function processImage(bytes: Uint8Array, spec: ImageSpec, params: TransformParams | null, readPng: PngReader): Float32Array {
-  const rgb = decodeRgb(bytes, readPng);
+  const rgb = decodeRgb(bytes, readPng, spec.maxImagePixels ?? null);
   const sized = resizeRgb(rgb.data, rgb.height, rgb.width, spec.height, spec.width, spec.interpolation);
   let x: Float32Array = Float32Array.from(sized);
   if (params) x = applyTransform(x, spec.height, spec.width, 3, params, spec.augment);
