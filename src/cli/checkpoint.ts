@@ -16,6 +16,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { exportWeights, importWeights, type Model, type WeightsManifest } from '../index.ts';
+import type { EarlyStoppingState, ReduceLROnPlateauState } from '../graph/callbacks.ts';
 import { parseWeightsManifest } from '../io/weights-manifest.ts';
 
 const MAGIC = 'WGFTCKPT';
@@ -26,7 +27,8 @@ export const CHECKPOINT_FILE = 'checkpoint.ckpt';
 /** history.json's shape: Keras's History plus seconds per epoch. */
 export interface RunHistory {
   epoch: number[];
-  history: { loss: number[]; acc: number[]; val_loss: number[]; val_acc: number[] };
+  /** every key of the epoch logs (other metrics, learning_rate when it changes) */
+  history: Record<string, number[]> & { loss: number[]; acc: number[]; val_loss: number[]; val_acc: number[] };
   seconds: number[];
 }
 
@@ -46,6 +48,12 @@ export interface TrainState {
   /** batches taken from the training and validation flows (DirectoryIterator.position) */
   trainPosition: number;
   valPosition: number;
+  /** the training metrics' accumulators of the epoch in progress (AUC, ...), mid-epoch only */
+  metrics?: number[][];
+  /** EarlyStopping / ReduceLROnPlateau / best-epoch state, so a resumed run decides as the uninterrupted one */
+  callbacks?: { earlyStopping?: EarlyStoppingState; plateau?: ReduceLROnPlateauState; bestValLoss?: number | null };
+  /** set when EarlyStopping ended the run: the epoch (0-based) it stopped after */
+  stoppedEarly?: number;
 }
 
 interface Header {
@@ -53,6 +61,9 @@ interface Header {
   created: string;
   state: TrainState;
   iteration: number;
+  /** the optimizer's name and its learning rate when a number (a callback may have lowered it); absent in older checkpoints */
+  optimizer?: string;
+  learningRate?: number;
   weights: WeightsManifest;
   velocities: { name: string; length: number }[];
 }
@@ -109,6 +120,8 @@ export async function saveCheckpoint(path: string, model: Model, state: TrainSta
     created: new Date().toISOString(),
     state,
     iteration: opt.iteration,
+    optimizer: opt.optimizer,
+    ...(opt.learningRate !== undefined ? { learningRate: opt.learningRate } : {}),
     weights: manifest,
     velocities: opt.velocities.map((v) => ({ name: v.name, length: v.data.length })),
   };
@@ -136,6 +149,8 @@ export interface Checkpoint {
   state: TrainState;
   created: string;
   iteration: number;
+  optimizer?: string;
+  learningRate?: number;
   weights: { manifest: WeightsManifest; data: Uint8Array };
   velocities: { name: string; data: Float32Array }[];
 }
@@ -178,11 +193,11 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
     offset += v.length * 4;
     return { name: v.name, data: out };
   });
-  return { state: header.state, created: header.created, iteration: header.iteration, weights: { manifest, data }, velocities };
+  return { state: header.state, created: header.created, iteration: header.iteration, optimizer: header.optimizer, learningRate: header.learningRate, weights: { manifest, data }, velocities };
 }
 
 /** Puts a checkpoint's weights and optimizer state into a compiled model of the same layout. */
 export async function restoreCheckpoint(model: Model, ckpt: Checkpoint, source?: string): Promise<void> {
   await importWeights(model, ckpt.weights.manifest, ckpt.weights.data, { source });
-  await model.setOptimizerState({ iteration: ckpt.iteration, velocities: ckpt.velocities });
+  await model.setOptimizerState({ iteration: ckpt.iteration, optimizer: ckpt.optimizer, learningRate: ckpt.learningRate, velocities: ckpt.velocities });
 }

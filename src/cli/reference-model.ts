@@ -7,7 +7,7 @@
 // preprocess_input instead of rescale, the base frozen (a frozen BatchNormalization layer
 // normalises with its moving statistics, i.e. runs in inference mode), then
 // GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (or Dense K softmax).
-import { Dense, Dropout, Flatten, GlobalAveragePooling2D, Input, MobileNetV2, Model, mobilenetV2, ResNet50, resnet50, SGD, VGG16 } from '../index.ts';
+import { Adam, AdamW, CosineDecay, Dense, Dropout, ExponentialDecay, Flatten, GlobalAveragePooling2D, Input, MobileNetV2, Model, mobilenetV2, ResNet50, resnet50, RMSprop, SGD, VGG16, type LearningRateSchedule, type Optimizer } from '../index.ts';
 import { UsageError } from './args.ts';
 
 export const ARCHITECTURE = 'vgg16-reference';
@@ -92,13 +92,57 @@ export interface ModelSettings {
   classMode?: 'binary' | 'categorical';
   /** number of classes (class folders) */
   numClasses?: number;
+  /** absent in run folders from before the choice: sgd */
+  optimizer?: OptimizerName;
+  /** Keras's weight_decay (null: none; AdamW's default 0.004 when absent) */
+  weightDecay?: number | null;
+  lrSchedule?: 'none' | 'cosine' | 'exponential';
+  /** cosine only: epochs of linear warmup from 0 to --lr */
+  warmupEpochs?: number;
+  clipnorm?: number | null;
+  epochs?: number;
+  /** 'acc' and the stateful metrics (auc, precision, ...) */
+  metrics?: string[];
+}
+
+export const OPTIMIZER_NAMES = ['sgd', 'adam', 'adamw', 'rmsprop'] as const;
+export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
+
+/** Keras's default learning rate per optimizer (SGD's is the reference program's). */
+export const DEFAULT_LR: Record<OptimizerName, number> = { sgd: 0.01, adam: 1e-3, adamw: 1e-3, rmsprop: 1e-3 };
+
+/**
+ * The run's learning rate: a number, or a schedule over all of the run's steps (cosine to 0,
+ * with optional linear warmup from 0; exponential: ten times lower by the last step).
+ */
+export function learningRateFor(s: ModelSettings, stepsPerEpoch: number): number | LearningRateSchedule {
+  const total = Math.max(1, (s.epochs ?? 1) * stepsPerEpoch);
+  if (s.lrSchedule === 'cosine') {
+    const warm = Math.min(total - 1, (s.warmupEpochs ?? 0) * stepsPerEpoch);
+    if (warm > 0) return new CosineDecay({ initialLearningRate: 0, warmupTarget: s.lr, warmupSteps: warm, decaySteps: total - warm });
+    return new CosineDecay({ initialLearningRate: s.lr, decaySteps: total });
+  }
+  if (s.lrSchedule === 'exponential') return new ExponentialDecay({ initialLearningRate: s.lr, decaySteps: total, decayRate: 0.1 });
+  return s.lr;
+}
+
+/** The optimizer a run's settings ask for (Keras's defaults for what they leave out). */
+export function optimizerFor(s: ModelSettings, stepsPerEpoch: number): Optimizer {
+  const learningRate = learningRateFor(s, stepsPerEpoch);
+  const common = { learningRate, clipnorm: s.clipnorm ?? null, ...(s.weightDecay !== undefined && s.weightDecay !== null ? { weightDecay: s.weightDecay } : {}) };
+  switch (s.optimizer ?? 'sgd') {
+    case 'adam': return new Adam(common);
+    case 'adamw': return new AdamW(common);
+    case 'rmsprop': return new RMSprop({ ...common, momentum: s.momentum });
+    default: return new SGD({ ...common, momentum: s.momentum, nesterov: s.nesterov });
+  }
 }
 
 /**
  * Builds and compiles the model. `weights` is the base's: null (random), 'imagenet' or a path.
  * The top is initialised from the global init seed (set it first for a reproducible run).
  */
-export async function referenceModel(s: ModelSettings, weights: null | string): Promise<Model> {
+export async function referenceModel(s: ModelSettings, weights: null | string, stepsPerEpoch = 1): Promise<Model> {
   const name = baseOf(s);
   const base = await buildBase(name, s.height, s.width, weights);
   for (const layer of base.layers.slice(0, s.freeze)) layer.trainable = false;
@@ -117,6 +161,6 @@ export async function referenceModel(s: ModelSettings, weights: null | string): 
     : new Dense({ units: 1, activation: 'sigmoid' }).apply(x);
   const model = new Model({ inputs: base.input, outputs });
   model.seed = s.seed; // dropout masks are a function of (seed, step)
-  model.compile({ optimizer: new SGD({ learningRate: s.lr, momentum: s.momentum, nesterov: s.nesterov }), loss: categorical ? 'categorical_crossentropy' : 'binary_crossentropy', metrics: ['acc'] });
+  model.compile({ optimizer: optimizerFor(s, stepsPerEpoch), loss: categorical ? 'categorical_crossentropy' : 'binary_crossentropy', metrics: s.metrics ?? ['acc'] });
   return model;
 }

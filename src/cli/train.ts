@@ -11,17 +11,18 @@
 import { constants } from 'node:fs';
 import { access, mkdir, open, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { getGpu, ImageDataGenerator, NonFiniteLossError, setInitSeed, type DirectoryIterator, type Logs, type Model } from '../index.ts';
+import { balancedClassWeights, EarlyStopping, getGpu, ImageDataGenerator, ModelCheckpoint, NonFiniteLossError, ReduceLROnPlateau, setInitSeed, type DirectoryIterator, type Logs, type Model, type NamedTensor } from '../index.ts';
 import { defaultSink, Progbar } from '../graph/progbar.ts';
 import { compareCodePoints } from '../io/dataset.ts';
 import { listClassFolders } from '../io/directory-node.ts';
 import { MAX_IMAGE_PIXELS } from '../io/image-decode.ts';
+import { metricNames, resolveMetrics } from '../graph/metrics.ts';
 import { HDF5_SIGNATURE, signatureOffsets } from '../io/keras-h5.ts';
 import { display, int, num, oneOf, parse, required, size, UsageError } from './args.ts';
 import { CHECKPOINT_FILE, emptyHistory, readCheckpoint, restoreCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint, type RunHistory, type TrainState } from './checkpoint.ts';
 import { historySvg } from './plot.ts';
 import { fmtDuration, withTicker } from './progress.ts';
-import { ARCHITECTURE, BASE_NAMES, baseOf, BASES, freezeUntilIndex, referenceModel, TOP, topFor, type BaseName } from './reference-model.ts';
+import { ARCHITECTURE, BASE_NAMES, baseOf, BASES, DEFAULT_LR, freezeUntilIndex, OPTIMIZER_NAMES, referenceModel as buildReference, TOP, topFor, type BaseName, type OptimizerName } from './reference-model.ts';
 
 export const TRAIN_HELP = `webgpu-finetune train --train DIR --val DIR [options]
 webgpu-finetune train --resume RUN_DIR [--epochs N]
@@ -53,9 +54,25 @@ inference mode), GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (Dense K s
   --weights W            the base's starting weights: imagenet (Keras's, cached after the first
                          download), none (random initialisation), or a path to a Keras .h5
                          file or an exported manifest.json / its folder        [imagenet]
-  --lr X                 SGD learning rate                                  [0.01]
-  --momentum X           SGD momentum                                       [0]
-  --nesterov             Nesterov momentum
+  --optimizer O          sgd (the reference program's), adam, adamw or rmsprop, with Keras 3's
+                         defaults for what is not given                      [sgd]
+  --lr X                 learning rate                  [0.01 for sgd; 0.001 for the others]
+  --momentum X           SGD's or RMSprop's momentum, 0 to 1                 [0]
+  --nesterov             Nesterov momentum (sgd)
+  --weight-decay X       Keras's weight_decay: w -= w * X * lr each step  [none; adamw 0.004]
+  --lr-schedule S        none, cosine (to 0 over the run) or exponential (ten times lower by
+                         the last step), evaluated at every step              [none]
+  --warmup-epochs N      cosine only: a linear warmup from 0 to --lr over N epochs   [0]
+  --clipnorm X           clip each gradient's L2 norm to X                   [none]
+  --early-stopping P     stop when val_loss has not improved for P epochs; the best epoch's
+                         weights are restored at the end (Keras's EarlyStopping) [off]
+  --reduce-lr-on-plateau P
+                         lower the rate tenfold when val_loss has not improved for P epochs [off]
+  --save-best            keep the best epoch's weights (by val_loss) in best/ beside the final ones
+  --class-weight W       none, balanced (n_samples / (n_classes * count), from the training
+                         folders), or CLASS:WEIGHT pairs such as 0:1,1:3 or cats:1,dogs:3 [none]
+  --metrics M            acc and Keras's stateful metrics: auc, precision, recall (two
+                         classes), top_k_categorical_accuracy (more), e.g. acc,auc   [acc]
   --augment keras|none   keras: the reference program's training augmentation (rotation 30,
                          width shift 0.3, zoom 0.3, horizontal and vertical flips); none: rescale
                          only. Validation images are always only rescaled (1/255). For
@@ -76,7 +93,7 @@ inference mode), GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (Dense K s
                          before its first checkpoint starts again from the beginning
 
 The run folder gets: settings.json (settings, classes, adapter), history.json and history.svg
-(loss and accuracy per epoch), weights/ (manifest.json + weights.bin), model.h5 (Keras HDF5) and
+(loss, accuracy and the other metrics per epoch), best/ (with --save-best or --early-stopping), weights/ (manifest.json + weights.bin), model.h5 (Keras HDF5) and
 checkpoint.ckpt (after every epoch, and on Ctrl-C). Ctrl-C stops after the step in progress and
 saves a checkpoint; a second Ctrl-C quits at once.
 `;
@@ -107,6 +124,22 @@ export interface RunSettings {
   nesterov: boolean;
   augment: 'keras' | 'none';
   seed: number;
+  /** absent in older run folders: sgd, no weight decay, no schedule, no clipping, no callbacks, acc */
+  optimizer?: OptimizerName;
+  weightDecay?: number | null;
+  lrSchedule?: 'none' | 'cosine' | 'exponential';
+  warmupEpochs?: number;
+  clipnorm?: number | null;
+  /** EarlyStopping patience on val_loss (best weights restored); null: off */
+  earlyStopping?: number | null;
+  /** ReduceLROnPlateau patience on val_loss (factor 0.1); null: off */
+  reduceLrOnPlateau?: number | null;
+  /** keep the best epoch's weights (by val_loss) in best/ beside the final ones */
+  saveBest?: boolean;
+  classWeightAsked?: string;
+  /** 'balanced' until the run starts, then the weights computed from the training folders */
+  classWeight?: Record<number, number> | 'balanced' | null;
+  metrics?: string[];
   /** images with more pixels are skipped; null: no limit; absent in older run folders: the default */
   maxImagePixels?: number | null;
   /** as asked: auto picks from the number of class folders */
@@ -128,6 +161,8 @@ export const HISTORY_FILE = 'history.json';
 export const PLOT_FILE = 'history.svg';
 export const WEIGHTS_DIR = 'weights';
 export const H5_FILE = 'model.h5';
+/** the best epoch's weights by val_loss (--save-best, --early-stopping) */
+export const BEST_DIR = 'best';
 
 /** The reference program's ImageDataGenerator settings. */
 export const KERAS_AUGMENT = { rescale: 1 / 255, widthShiftRange: 0.3, rotationRange: 30, zoomRange: 0.3, horizontalFlip: true, verticalFlip: true };
@@ -181,6 +216,9 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
     freeze: { type: 'string' }, weights: { type: 'string' }, lr: { type: 'string' }, momentum: { type: 'string' }, nesterov: { type: 'boolean' },
     augment: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, 'class-mode': { type: 'string' },
     base: { type: 'string' }, 'freeze-until': { type: 'string' }, 'max-image-pixels': { type: 'string' }, overwrite: { type: 'boolean' },
+    optimizer: { type: 'string' }, 'weight-decay': { type: 'string' }, 'lr-schedule': { type: 'string' }, 'warmup-epochs': { type: 'string' },
+    clipnorm: { type: 'string' }, 'early-stopping': { type: 'string' }, 'reduce-lr-on-plateau': { type: 'string' }, 'save-best': { type: 'boolean' },
+    'class-weight': { type: 'string' }, metrics: { type: 'string' },
   });
   if (v.help) return { help: true };
   if (v.resume !== undefined) {
@@ -210,6 +248,17 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
   if (weights === '') throw new UsageError("--weights must be imagenet, none, or a path");
   const momentum = num(v.momentum, 'momentum', 0, 1); // Keras's SGD refuses momentum outside [0, 1]
   if (v.nesterov && momentum === 0) throw new UsageError('--nesterov needs a --momentum above 0');
+  const optimizer = oneOf(v.optimizer, 'optimizer', OPTIMIZER_NAMES, 'sgd');
+  if (momentum > 0 && (optimizer === 'adam' || optimizer === 'adamw')) throw new UsageError(`--momentum is SGD's and RMSprop's; ${optimizer} has its own moments (beta1), drop --momentum`);
+  if (v.nesterov && optimizer !== 'sgd') throw new UsageError('--nesterov is for --optimizer sgd');
+  const lrSchedule = oneOf(v['lr-schedule'], 'lr-schedule', ['none', 'cosine', 'exponential'] as const, 'none');
+  const warmupEpochs = int(v['warmup-epochs'], 'warmup-epochs', 0, 0);
+  if (warmupEpochs > 0 && lrSchedule !== 'cosine') throw new UsageError('--warmup-epochs needs --lr-schedule cosine (a linear warmup from 0 to --lr, then the cosine decay)');
+  if (v['reduce-lr-on-plateau'] !== undefined && lrSchedule !== 'none') throw new UsageError(`--reduce-lr-on-plateau changes a constant rate; with --lr-schedule ${lrSchedule} the schedule sets it: drop one of them`);
+  const clipnorm = v.clipnorm === undefined ? null : num(v.clipnorm, 'clipnorm', 0);
+  if (clipnorm === 0) throw new UsageError("--clipnorm must be above 0 (each gradient's L2 norm is clipped to it), got '0'");
+  const lr = num(v.lr, 'lr', DEFAULT_LR[optimizer]);
+  if (lr === 0) throw new UsageError("--lr must be above 0, got '0'");
   const settings: RunSettings = {
     format: 'webgpu-finetune-run', version: 1, architecture: info.architecture, base, top: TOP,
     train: await requireDir(trainDir, '--train'),
@@ -218,8 +267,15 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
     batch: int(v.batch, 'batch', 32),
     epochs: int(v.epochs, 'epochs', 10),
     freeze, ...(freezeAsked ? { freezeAsked } : {}), weights,
-    lr: num(v.lr, 'lr', 0.01),
+    lr,
     momentum,
+    optimizer,
+    weightDecay: v['weight-decay'] === undefined ? null : num(v['weight-decay'], 'weight-decay', 0),
+    lrSchedule, warmupEpochs, clipnorm,
+    earlyStopping: v['early-stopping'] === undefined ? null : int(v['early-stopping'], 'early-stopping', 0, 0),
+    reduceLrOnPlateau: v['reduce-lr-on-plateau'] === undefined ? null : int(v['reduce-lr-on-plateau'], 'reduce-lr-on-plateau', 0, 0),
+    saveBest: !!v['save-best'],
+    classWeightAsked: v['class-weight'] ?? 'none',
     nesterov: !!v.nesterov,
     augment: oneOf(v.augment, 'augment', ['keras', 'none'] as const, 'keras'),
     seed: v.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : int(v.seed, 'seed', 0, 0),
@@ -232,6 +288,8 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
   if (mode === 'binary' && folders.length !== 2) throw new UsageError(`--class-mode binary needs exactly two class folders; '${trainDir}' has ${folders.length} (${folders.join(', ')}): use --class-mode categorical`);
   settings.classMode = mode;
   settings.numClasses = folders.length;
+  settings.classWeight = parseClassWeight(settings.classWeightAsked!, folders);
+  settings.metrics = parseMetrics(v.metrics, mode === 'binary' ? 'binary_crossentropy' : 'categorical_crossentropy', folders.length);
   settings.top = topFor(mode, folders.length, base);
   if (settings.seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${settings.seed}`);
   if (weights !== 'imagenet' && weights !== 'none') {
@@ -243,6 +301,39 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
   const out = resolve(v.out ?? join('runs', timestamp()));
   await requireOutsideData(out, v.out ?? out, [[settings.train, '--train', trainDir], [settings.val, '--val', valDir]]);
   return { settings, out, overwrite: !!v.overwrite };
+}
+
+/**
+ * --class-weight: none, balanced (computed from the training folders when the run starts) or
+ * CLASS:WEIGHT pairs by index or folder name (classes not named weigh 1, as in Keras).
+ */
+export function parseClassWeight(asked: string, folders: string[]): Record<number, number> | 'balanced' | null {
+  if (asked === 'none') return null;
+  if (asked === 'balanced') return 'balanced';
+  const out: Record<number, number> = {};
+  for (const part of asked.split(',')) {
+    const m = /^([^:]+):(.+)$/.exec(part.trim());
+    const idx = m ? (/^\d+$/.test(m[1]) ? Number(m[1]) : folders.indexOf(m[1])) : -1;
+    if (!m || idx < 0 || idx >= folders.length) {
+      throw new UsageError(`--class-weight must be none, balanced, or CLASS:WEIGHT pairs such as 0:1,1:3 (CLASS an index 0-${folders.length - 1} or a folder name: ${folders.join(', ')}); got '${part}'`);
+    }
+    out[idx] = num(m[2], 'class-weight', 1);
+  }
+  return out;
+}
+
+/** --metrics: Keras's names, checked against the head (auc, precision, recall for two classes; top-k for more). */
+export function parseMetrics(asked: string | undefined, loss: 'binary_crossentropy' | 'categorical_crossentropy', classes: number): string[] {
+  if (asked === undefined) return ['acc'];
+  const names = asked.split(',').map((m) => m.trim()).filter(Boolean);
+  if (!names.length) throw new UsageError(`--metrics must list metrics, e.g. acc,auc; valid here: ${metricNames(loss).join(', ')}`);
+  try {
+    resolveMetrics(names, loss, loss === 'binary_crossentropy' ? 1 : classes);
+  } catch (e) {
+    throw new UsageError(`--metrics: ${(e as Error).message}`);
+  }
+  // accuracy is always computed (the summary reads val_acc); listed first as Keras prints it
+  return ['acc', ...names.filter((n) => !['acc', 'accuracy'].includes(n))];
 }
 
 /**
@@ -327,7 +418,7 @@ export async function makeRunFolder(out: string, makeDir: (p: string) => Promise
 }
 
 /** What a run writes besides settings.json, removed when a run folder is started over. */
-const RUN_OUTPUTS = [CHECKPOINT_FILE, WEIGHTS_DIR, H5_FILE, HISTORY_FILE, PLOT_FILE];
+const RUN_OUTPUTS = [CHECKPOINT_FILE, WEIGHTS_DIR, H5_FILE, HISTORY_FILE, PLOT_FILE, BEST_DIR];
 
 export interface TrainOptions {
   /** the run folder */
@@ -356,9 +447,41 @@ async function writeHistory(out: string, history: RunHistory): Promise<void> {
   await writeFileAtomic(join(out, PLOT_FILE), historySvg(history, `webgpu-finetune: ${out}`));
 }
 
+const fmt4 = (x: number) => String(Math.round(x * 1e4) / 1e4);
+
+/** The optimizer line printed at the start: what trains, at which rate, with what. */
+export function optimizerLine(s: RunSettings): string {
+  const name = { sgd: 'SGD', adam: 'Adam', adamw: 'AdamW', rmsprop: 'RMSprop' }[s.optimizer ?? 'sgd'];
+  const parts = [`${name} lr ${s.lr}`];
+  if (s.lrSchedule && s.lrSchedule !== 'none') parts.push(`${s.lrSchedule} schedule over ${s.epochs} epochs${s.warmupEpochs ? ` after ${s.warmupEpochs} warmup` : ''}`);
+  if ((s.optimizer ?? 'sgd') === 'sgd' || s.optimizer === 'rmsprop') parts.push(`momentum ${s.momentum}${s.nesterov ? ' nesterov' : ''}`);
+  if (s.weightDecay != null || s.optimizer === 'adamw') parts.push(`weight decay ${s.weightDecay ?? 0.004}`);
+  if (s.clipnorm != null) parts.push(`clipnorm ${s.clipnorm}`);
+  if (s.earlyStopping != null) parts.push(`early stopping (val_loss, patience ${s.earlyStopping}, best weights restored)`);
+  if (s.reduceLrOnPlateau != null) parts.push(`ReduceLROnPlateau (val_loss, patience ${s.reduceLrOnPlateau})`);
+  if ((s.metrics ?? ['acc']).length > 1) parts.push(`metrics ${s.metrics!.join(', ')}`);
+  return parts.join(', ');
+}
+
+/** EarlyStopping's best weights for a resumed run: best/ on disk (the model keeps the checkpoint's). */
+async function bestWeights(out: string, model: Model, at: string): Promise<NamedTensor[] | null> {
+  const dir = join(out, BEST_DIR);
+  if (!(await stat(dir).catch(() => null))) return null;
+  const now = await model.getWeights();
+  try {
+    await model.loadWeights(dir);
+    return await model.getWeights();
+  } catch (e) {
+    throw new Error(`cannot continue from ${at}: the best epoch's weights in ${dir} do not load (${(e as Error).message}); delete ${dir} to continue without them`);
+  } finally {
+    await model.setWeights(now);
+  }
+}
+
 /** The base's weights as asked; with imagenetFallback, random ones (said plainly) when ImageNet's cannot be had. */
-async function buildModel(s: RunSettings, o: TrainOptions, log: (l: string) => void): Promise<{ model: Model; used: string }> {
+async function buildModel(s: RunSettings, o: TrainOptions, log: (l: string) => void, steps: number): Promise<{ model: Model; used: string }> {
   const builder = BASES[baseOf(s)].builder;
+  const referenceModel = (r: RunSettings, w: string | null) => buildReference(r, w, steps);
   setInitSeed(s.seed);
   if (o.resume || s.weights === 'none') {
     return { model: await referenceModel(s, null), used: o.resume ? 'from the checkpoint' : 'random initialisation (--weights none)' };
@@ -457,7 +580,16 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
       throw new Error(`the image folders changed since the run started (${s.trainSamples} training and ${s.valSamples} validation images then, ${train.samples} and ${val.samples} now): resuming would not continue the same run`);
     }
 
-    const { model, used } = await buildModel(s, o, log);
+    if (s.classWeight === 'balanced') {
+      // sklearn's 'balanced': n_samples / (n_classes * count), from the training folders
+      const counts = Object.keys(train.classIndices).map((_, c) => train!.classes.filter((k) => k === c).length);
+      const empty = counts.findIndex((n) => n === 0);
+      if (empty >= 0) throw new UsageError(`--class-weight balanced: class folder '${Object.keys(train.classIndices)[empty]}' has no usable images; give weights by hand (e.g. 0:1,1:3) or remove the empty folder`);
+      s.classWeight = balancedClassWeights(counts);
+    }
+    if (s.classWeight) log(`class weights${s.classWeightAsked === 'balanced' ? ' (balanced)' : ''}: ${Object.keys(train.classIndices).map((name, c) => `${name} ${fmt4((s.classWeight as Record<number, number>)[c] ?? 1)}`).join(', ')}`);
+
+    const { model, used } = await buildModel(s, o, log, train.length);
     if (!o.resume) {
       if (o.overwrite) for (const f of RUN_OUTPUTS) await rm(join(o.out, f), { recursive: true, force: true });
       s.weightsUsed = used;
@@ -469,7 +601,17 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
       s.command ??= process.argv.slice(2); // a run started again keeps the command that made it
     }
     log(`model: ${modelLine(s)}; input ${s.height}x${s.width}`);
-    log(`training: SGD lr ${s.lr} momentum ${s.momentum}${s.nesterov ? ' nesterov' : ''}, batch ${s.batch}, augmentation ${s.augment}, seed ${s.seed}; run folder ${o.out}`);
+    log(`training: ${optimizerLine(s)}, batch ${s.batch}, augmentation ${s.augment}, seed ${s.seed}; run folder ${o.out}`);
+    const classWeight = (s.classWeight ?? undefined) as Record<number, number> | undefined;
+
+    // Keras callbacks, with their state in the checkpoint so a resumed run decides as the
+    // uninterrupted one; the best epoch's weights (by val_loss) are kept in best/.
+    const plateau = s.reduceLrOnPlateau != null ? new ReduceLROnPlateau({ monitor: 'val_loss', patience: s.reduceLrOnPlateau, verbose: 1, print: log }) : null;
+    const early = s.earlyStopping != null ? new EarlyStopping({ monitor: 'val_loss', patience: s.earlyStopping, restoreBestWeights: true, verbose: 1, print: log }) : null;
+    const keepBest = s.saveBest || early ? new ModelCheckpoint({ filepath: join(o.out, BEST_DIR), monitor: 'val_loss', saveBestOnly: true, verbose: s.saveBest ? 1 : 0, print: log }) : null;
+    const runCallbacks = [plateau, early, keepBest].filter((c) => c !== null);
+    for (const c of runCallbacks) c.setModel(model);
+    let trainEnded = false;
 
     // Where training stands; restored from the checkpoint when resuming.
     const st: TrainState = o.resume ? structuredClone(o.resume.state) : { epoch: 0, step: 0, partial: { loss: [], acc: [], size: [], seconds: 0 }, history: emptyHistory(), trainPosition: 0, valPosition: 0 };
@@ -478,6 +620,11 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
       await restoreCheckpoint(model, o.resume, at).catch((e: Error) => {
         throw new Error(`cannot continue from ${at}: its weights do not fit this run's model (${e.message.replace(/\.?\n\s*/g, '; ')}); restore a good copy of it, or start the run over with --overwrite`);
       });
+      if (st.metrics) await model.setMetricState(st.metrics.map((a) => Float32Array.from(a)));
+      const cs = st.callbacks ?? {};
+      if (plateau && cs.plateau) plateau.setState(cs.plateau);
+      if (keepBest && cs.bestValLoss !== undefined) keepBest.best = cs.bestValLoss ?? Infinity;
+      if (early && cs.earlyStopping) early.setState(cs.earlyStopping, await bestWeights(o.out, model, at));
       train.seek(st.trainPosition);
       val.seek(st.valPosition);
       log(`resuming at epoch ${st.epoch + 1}${st.step ? `, step ${st.step + 1}/${train.length}` : ''} (checkpoint of ${o.resume.created})`);
@@ -490,15 +637,19 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
       st.trainPosition = train!.position;
       st.valPosition = val!.position;
       st.partial.seconds = (Date.now() - epochStart) / 1000;
+      st.metrics = st.step > 0 ? (await model.getMetricState()).map((a) => Array.from(a)) : undefined;
+      st.callbacks = {
+        ...(plateau ? { plateau: plateau.getState() } : {}),
+        ...(early ? { earlyStopping: early.getState() } : {}),
+        ...(keepBest ? { bestValLoss: Number.isFinite(keepBest.best) ? keepBest.best : null } : {}),
+      };
       await saveCheckpoint(ckptPath, model, st);
     };
     const endEpoch = async (epoch: number, logs: Logs) => {
       const h = st.history;
       h.epoch.push(epoch);
-      h.history.loss.push(logs.loss);
-      h.history.acc.push(logs.acc);
-      h.history.val_loss.push(logs.val_loss!);
-      h.history.val_acc.push(logs.val_acc!);
+      for (const [k, v] of Object.entries(logs)) (h.history[k] ??= []).push(v);
+      if (early && model.stopTraining && early.stoppedEpoch === epoch) st.stoppedEarly = epoch;
       h.seconds.push(Math.round((Date.now() - epochStart) / 10) / 100);
       st.epoch = epoch + 1;
       st.step = 0;
@@ -517,28 +668,37 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
         sink.write(`Epoch ${st.epoch + 1}/${s.epochs}\n`);
         const bar = new Progbar(train.length, 1, sink);
         st.partial.loss.forEach((l, i) => bar.update(i + 1, { loss: l, acc: st.partial.acc[i] }, st.partial.size[i]));
+        const stateful = (s.metrics ?? ['acc']).filter((m) => m !== 'acc');
         for (let step = st.step; step < train.length; step++) {
           if (controller.signal.aborted) throw controller.signal.reason;
           const b = await train.nextBatch();
-          const [loss, acc] = await model.trainOnBatch(b.x, b.y);
+          // the epoch's metrics go on accumulating from the checkpoint's (setMetricState above)
+          const [loss, acc, ...rest] = await model.trainOnBatch(b.x, b.y, { classWeight, resetMetrics: false });
           st.partial.loss.push(loss);
           st.partial.acc.push(acc);
           st.partial.size.push(b.y.length);
           st.step = step + 1;
-          bar.update(step + 1, { loss, acc }, b.y.length);
+          bar.update(step + 1, { loss, acc }, b.y.length, Object.fromEntries(stateful.map((m, i) => [m, rest[i]])));
         }
-        const [vl, va] = await model.evaluate(val);
-        bar.finish(train.length, { val_loss: vl, val_acc: va });
-        const m = bar.means();
-        await endEpoch(st.epoch, { loss: m.loss, acc: m.acc, val_loss: vl, val_acc: va });
+        // (the stateful metrics read from the model: the checkpoint may have come after the epoch's last step)
+        const logs = { ...bar.means(), ...(await model.getMetricsResult()) } as Logs;
+        const trained = new Set(Object.keys(logs));
+        for (const [k, v] of Object.entries(await model.evaluateLogs(val))) logs[`val_${k}`] = v;
+        model.stopTraining = false;
+        for (const c of runCallbacks) await c.onEpochEnd(st.epoch, logs);
+        bar.finish(train.length, Object.fromEntries(Object.entries(logs).filter(([k]) => !trained.has(k))));
+        await endEpoch(st.epoch, logs);
       }
-      if (st.epoch < s.epochs) {
+      if (st.stoppedEarly !== undefined && o.resume && st.step === 0) log(`The run was stopped early by EarlyStopping after epoch ${st.stoppedEarly + 1}.`);
+      if (st.epoch < s.epochs && st.stoppedEarly === undefined) {
         await model.fit(train, {
           epochs: s.epochs,
           initialEpoch: st.epoch,
           validationData: val,
           signal: controller.signal,
-          callbacks: [{
+          classWeight,
+          callbacks: [...runCallbacks, {
+            onTrainEnd: () => void (trainEnded = true),
             onEpochBegin: (epoch) => {
               st.epoch = epoch;
               st.step = 0;
@@ -564,6 +724,8 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
       log(`Stopped at epoch ${st.epoch + 1}, step ${st.step}/${train.length}; checkpoint saved to ${join(o.out, CHECKPOINT_FILE)}.`);
       log(`Continue with: webgpu-finetune train --resume ${display(o.out)}`);
     }
+    // fit ran onTrainEnd itself (EarlyStopping restores the best weights there) unless it did not run to the end
+    if (!interrupted && !trainEnded) for (const c of runCallbacks) await c.onTrainEnd();
     if (!interrupted) {
       await writeHistory(o.out, st.history);
       await withTicker('Saving the final weights', async () => {
@@ -610,15 +772,23 @@ export function summary(out: string, r: TrainResult, s: RunSettings, next = true
     const perEpoch = h.seconds.reduce((a, b) => a + b, 0) / h.seconds.length;
     lines.push(`Best val_acc ${h.history.val_acc[best].toFixed(4)} at epoch ${h.epoch[best] + 1} of ${h.epoch.length} (val_loss ${h.history.val_loss[best].toFixed(4)}); ` +
       `last: val_acc ${h.history.val_acc.at(-1)!.toFixed(4)}. Time ${fmtDuration(r.seconds)}${r.resumed ? ' this session' : ''}, ${fmtDuration(perEpoch)} per epoch.`);
+    // the epoch the callbacks judge by (val_loss, as EarlyStopping and --save-best monitor it)
+    let bestLoss = 0;
+    h.history.val_loss.forEach((v, i) => (v < h.history.val_loss[bestLoss] ? (bestLoss = i) : null));
+    const stopped = !r.interrupted && h.epoch.length < s.epochs && s.earlyStopping != null;
+    lines.push(`Best val_loss ${h.history.val_loss[bestLoss].toFixed(4)} at epoch ${h.epoch[bestLoss] + 1}` +
+      (stopped ? `; EarlyStopping ended the run after epoch ${h.epoch.at(-1)! + 1} of ${s.epochs}` : '') +
+      (s.earlyStopping != null && !r.interrupted ? `; the final weights are epoch ${h.epoch[bestLoss] + 1}'s (restored)` : '') + '.');
   }
   lines.push(`Files in ${rel}/:`);
   lines.push(`  ${SETTINGS_FILE.padEnd(18)} settings, classes ${JSON.stringify(s.classIndices ?? {})}, adapter`);
-  lines.push(`  ${HISTORY_FILE.padEnd(18)} loss, acc, val_loss, val_acc and seconds per epoch`);
+  lines.push(`  ${HISTORY_FILE.padEnd(18)} ${Object.keys(r.history.history).join(', ') || 'loss, acc, val_loss, val_acc'} and seconds per epoch`);
   lines.push(`  ${PLOT_FILE.padEnd(18)} training curves`);
   if (!r.interrupted) {
     lines.push(`  ${(WEIGHTS_DIR + '/').padEnd(18)} final weights (manifest.json + weights.bin)`);
     lines.push(`  ${H5_FILE.padEnd(18)} final weights in Keras HDF5 (model.load_weights)`);
   }
+  if (s.saveBest || s.earlyStopping != null) lines.push(`  ${(BEST_DIR + '/').padEnd(18)} the best epoch's weights by val_loss (manifest.json + weights.bin)`);
   lines.push(`  ${CHECKPOINT_FILE.padEnd(18)} last checkpoint (train --resume ${rel} continues from it)`);
   if (!r.interrupted && next) lines.push(`Next: webgpu-finetune predict --model ${rel} IMAGE_OR_FOLDER   |   webgpu-finetune evaluate --model ${rel} --data DIR`);
   return lines;

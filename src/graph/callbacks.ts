@@ -355,6 +355,25 @@ export class EarlyStopping extends Callback {
   bestEpoch = 0;
   best: number | null = null;
   private bestWeights: WeightList | null = null;
+  private resumed = false;
+
+  /** The monitoring state, as JSON, for a run continued by a later fit() (a resumed command-line run). */
+  getState(): EarlyStoppingState {
+    return { wait: this.wait, stoppedEpoch: this.stoppedEpoch, bestEpoch: this.bestEpoch, best: this.best };
+  }
+
+  /**
+   * Restores getState()'s result (with the best epoch's weights when restoreBestWeights): the
+   * next onTrainBegin keeps it instead of starting over, so the run goes on as if never stopped.
+   */
+  setState(state: EarlyStoppingState, bestWeights: WeightList | null = null): void {
+    this.wait = state.wait;
+    this.stoppedEpoch = state.stoppedEpoch;
+    this.bestEpoch = state.bestEpoch;
+    this.best = state.best;
+    this.bestWeights = bestWeights;
+    this.resumed = true;
+  }
 
   constructor(config: EarlyStoppingConfig = {}) {
     super();
@@ -383,6 +402,10 @@ export class EarlyStopping extends Callback {
   }
 
   override onTrainBegin(): void {
+    if (this.resumed) {
+      this.resumed = false;
+      return;
+    }
     // instances may be reused across fit() calls
     this.wait = 0;
     this.stoppedEpoch = 0;
@@ -427,7 +450,21 @@ export class EarlyStopping extends Callback {
   }
 }
 
+export interface EarlyStoppingState {
+  wait: number;
+  stoppedEpoch: number;
+  bestEpoch: number;
+  best: number | null;
+}
+
 // ---- ReduceLROnPlateau ----
+
+export interface ReduceLROnPlateauState {
+  wait: number;
+  cooldownCounter: number;
+  /** null before the first monitored epoch (JSON has no infinities) */
+  best: number | null;
+}
 
 export interface ReduceLROnPlateauConfig extends Output {
   monitor?: string;
@@ -455,6 +492,21 @@ export class ReduceLROnPlateau extends Callback {
   cooldownCounter = 0;
   best = Infinity;
   private maximize = false;
+  private resumed = false;
+
+  /** The plateau state, as JSON, for a run continued by a later fit(). */
+  getState(): ReduceLROnPlateauState {
+    return { wait: this.wait, cooldownCounter: this.cooldownCounter, best: Number.isFinite(this.best) ? this.best : null };
+  }
+
+  /** Restores getState()'s result; the next onTrainBegin keeps it. */
+  setState(state: ReduceLROnPlateauState): void {
+    this.reset();
+    this.wait = state.wait;
+    this.cooldownCounter = state.cooldownCounter;
+    if (state.best !== null) this.best = state.best;
+    this.resumed = true;
+  }
 
   constructor(config: ReduceLROnPlateauConfig = {}) {
     super();
@@ -489,7 +541,8 @@ export class ReduceLROnPlateau extends Callback {
   }
 
   override onTrainBegin(): void {
-    this.reset();
+    if (this.resumed) this.resumed = false;
+    else this.reset();
   }
 
   override onEpochEnd(epoch: number, logs: Logs): void {

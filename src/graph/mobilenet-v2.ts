@@ -1,12 +1,11 @@
-import { MOBILENET_V2_ALPHAS, MOBILENET_V2_ROWS, mobilenetV2NoTop } from '../io/imagenet-files.ts';
-import { loadWeightsInto } from '../io/weights.ts';
-import type { WeightsSourceOptions } from '../io/weights-manifest.ts';
+import { MOBILENET_V2_ALPHAS, mobilenetV2NoTop, mobilenetV2Rows, setImagenetFile } from '../io/imagenet-files.ts';
+import { loadWeightsInto, type LoadWeightsOptions } from '../io/weights.ts';
 import { backboneInput, checkBackboneArgs, type BackboneConfigBase } from './applications.ts';
 import { Add, BatchNormalization, Conv2D, DepthwiseConv2D, GlobalAveragePooling2D, GlobalMaxPooling2D, ReLU, ZeroPadding2D } from './layers.ts';
 import { Model } from './model.ts';
 import type { SymbolicTensor } from './symbolic.ts';
 
-export interface MobileNetV2Config extends WeightsSourceOptions, BackboneConfigBase {
+export interface MobileNetV2Config extends LoadWeightsOptions, BackboneConfigBase {
   /**
    * null: Keras's random initialisation. 'imagenet' (Node): Keras's ImageNet weights for this alpha
    * and size (see below), from the cache or downloaded once. A path (Node): a Keras .h5 file, or an
@@ -87,11 +86,8 @@ export async function MobileNetV2(config: MobileNetV2Config = {}): Promise<Model
     throw new Error(`MobileNetV2: with weights 'imagenet', alpha must be one of ${MOBILENET_V2_ALPHAS.join(', ')}; got ${alpha}`);
   }
   const input = backboneInput('MobileNetV2', config);
-  let rows = input.shape[0];
-  if (weights === 'imagenet' && (input.shape[0] !== input.shape[1] || !(MOBILENET_V2_ROWS as readonly number[]).includes(rows))) {
-    rows = 224;
-    console.warn("MobileNetV2: the input is non-square, or its size is not in [96, 128, 160, 192, 224]. Weights for input shape (224, 224) will be loaded as the default.");
-  }
+  const [height, width] = input.shape;
+  const rows = weights === 'imagenet' ? mobilenetV2Rows(height, width) : height;
 
   let x = new Conv2D({ filters: makeDivisible(32 * alpha, 8), kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'Conv1' }).apply(input);
   x = bn('bn_Conv1').apply(x);
@@ -108,6 +104,13 @@ export async function MobileNetV2(config: MobileNetV2Config = {}): Promise<Model
   else if (config.pooling === 'max') x = new GlobalMaxPooling2D().apply(x);
 
   const model = new Model({ inputs: input, outputs: x, name: `mobilenetv2_${alpha.toFixed(2)}_${rows}` });
+  // For a later model.loadWeights('imagenet'): Keras's rule for the file, applied when asked.
+  setImagenetFile(model, weights === 'imagenet' ? mobilenetV2NoTop(alpha, rows) : () => {
+    if (!(MOBILENET_V2_ALPHAS as readonly number[]).includes(alpha)) {
+      throw new Error(`MobileNetV2: ImageNet weights exist for alpha ${MOBILENET_V2_ALPHAS.join(', ')} only; model '${model.name}' was built with alpha ${alpha}`);
+    }
+    return mobilenetV2NoTop(alpha, mobilenetV2Rows(height, width));
+  });
   if (weights !== null) await loadWeightsInto(model, weights, config, weights === 'imagenet' ? mobilenetV2NoTop(alpha, rows) : undefined);
   return model;
 }

@@ -375,6 +375,38 @@ export class Model {
     this.metricCounts![mode].forEach((b, i) => this.gpu!.write(b, new Float32Array(this.compiled!.metrics[i].floats)));
   }
 
+  /**
+   * The training metrics' accumulators (an epoch in progress), for a checkpoint taken mid-epoch;
+   * setMetricState puts them back before the epoch continues with trainOnBatch({ resetMetrics: false }).
+   */
+  async getMetricState(): Promise<Float32Array[]> {
+    const specs = this.requireCompiled('metric state').metrics;
+    if (!specs.length) return [];
+    if (!this.metricCounts) await this.plan(1);
+    return Promise.all(this.metricReads('train').map((r) => this.gpu!.readF32(r.buffer, r.floats)));
+  }
+
+  /**
+   * The stateful training metrics' values so far this epoch (Keras 3's get_metrics_result, for
+   * the metrics beyond loss and accuracy, which fit averages on the host).
+   */
+  async getMetricsResult(): Promise<Record<string, number>> {
+    const specs = this.requireCompiled('metrics').metrics;
+    if (!specs.length) return {};
+    if (!this.metricCounts) await this.plan(1);
+    return this.metricValues(await this.readMetrics('train'), 0);
+  }
+
+  async setMetricState(state: Float32Array[]): Promise<void> {
+    const specs = this.requireCompiled('metric state').metrics;
+    if (state.length !== specs.length || state.some((a, i) => a.length !== specs[i].floats)) {
+      throw new Error(`setMetricState: the model's metrics (${specs.map((m) => `${m.name}: ${m.floats} values`).join(', ') || 'none beyond accuracy'}) do not match the state given (${state.map((a) => a.length).join(', ') || 'empty'})`);
+    }
+    if (!specs.length) return;
+    if (!this.metricCounts) await this.plan(1);
+    state.forEach((a, i) => this.gpu!.write(this.metricCounts!.train[i], a));
+  }
+
   /** Per-class weights for a classWeight map (binary heads have classes 0 and 1). */
   private perClassWeights(classWeight: Record<number, number> | undefined, what: string): Float32Array | null {
     if (!classWeight) return null;
@@ -431,9 +463,10 @@ export class Model {
    * before the update, for this batch alone (Keras's train_on_batch resets the metrics). With
    * `classWeight` the loss and metrics are weighted by each example's class, as in Keras.
    */
-  async trainOnBatch(x: Float32Array, y: Float32Array, config: { classWeight?: Record<number, number> } = {}): Promise<number[]> {
+  async trainOnBatch(x: Float32Array, y: Float32Array, config: { classWeight?: Record<number, number>; resetMetrics?: boolean } = {}): Promise<number[]> {
     const perClass = this.perClassWeights(config.classWeight, 'trainOnBatch');
-    await this.resetMetrics('train');
+    // resetMetrics: false (Keras 2's reset_metrics) accumulates over calls, as within an epoch
+    if (config.resetMetrics !== false) await this.resetMetrics('train');
     const stats = await (await this.submitTrain(x, y, null, undefined, perClass)).values;
     if (!Number.isFinite(stats[0])) await this.nonFinite(null, this.iteration - 1, stats[0]);
     return [stats[0], stats[1], ...Object.values(this.metricValues(stats))];
@@ -673,7 +706,11 @@ export class Model {
     return this.trainableParams().flatMap((param) => Array.from({ length: slots }, (_, slot) => ({ param, slot, name: slots === 1 ? param.name : `${param.name}/${names[slot]}` })));
   }
 
+  /** State set before the optimizer's buffers exist, keyed by weight and slot number (slot names are known only once the kernels are). */
   private pendingState: Map<string, Float32Array> | null = null;
+  private static slotKey(e: { param: Param; slot: number }): string {
+    return `${e.param.name}#${e.slot}`;
+  }
 
   /**
    * The optimizer's state for checkpoints: the update counter (it also drives dropout masks and
@@ -683,7 +720,7 @@ export class Model {
   async getOptimizerState(): Promise<OptimizerState> {
     const velocities: { name: string; data: Float32Array }[] = [];
     for (const e of this.stateEntries()) {
-      const pending = this.pendingState?.get(e.name);
+      const pending = this.pendingState?.get(Model.slotKey(e));
       const v = e.param.buffer ? this.updates?.stateOf(e.param.buffer)[e.slot] : undefined;
       const data = pending ?? (v && this.gpu ? await this.gpu.readF32(v, e.param.size) : new Float32Array(e.param.size));
       velocities.push({ name: e.name, data });
@@ -713,7 +750,7 @@ export class Model {
     });
     this.iteration = state.iteration;
     if (state.learningRate !== undefined && typeof o.learningRate === 'number') o.learningRate = state.learningRate;
-    this.pendingState = new Map(state.velocities.map((v, i) => [entries[i].name, v.data]));
+    this.pendingState = new Map(state.velocities.map((v, i) => [Model.slotKey(entries[i]), v.data]));
     if (this.plans.size) {
       await Promise.all(this.plans.values());
       this.applyPendingState();
@@ -723,7 +760,7 @@ export class Model {
   private applyPendingState(): void {
     if (!this.pendingState || !this.updates || !this.gpu) return;
     for (const e of this.stateEntries()) {
-      const data = this.pendingState.get(e.name);
+      const data = this.pendingState.get(Model.slotKey(e));
       const v = e.param.buffer ? this.updates.stateOf(e.param.buffer)[e.slot] : undefined;
       if (data && v) this.gpu.write(v, data);
     }
@@ -759,16 +796,22 @@ export class Model {
     }
   }
 
-  // Weights files (src/io/weights.ts). Layers are matched by Keras's rules: by order, weightless
-  // layers skipped on both sides; shapes must match. The io module loads on first use.
+  // Weights files (src/io/weights.ts). Layers are matched by Keras's rules: by name where every
+  // weighted layer's name matches, else by order, weightless layers skipped on both sides; shapes
+  // must match. The io module loads on first use.
   /** Node: manifest.json + .bin (a folder, or a path ending in .json); Keras HDF5 for a .h5 path. */
   async saveWeights(path: string): Promise<void> {
     await (await import('../io/weights.ts')).saveWeightsTo(this, path);
   }
 
-  /** A Keras .h5 (any layout), a manifest.json or its folder (Node), or a manifest URL. */
-  async loadWeights(pathOrUrl: string): Promise<void> {
-    await (await import('../io/weights.ts')).loadWeightsInto(this, pathOrUrl);
+  /**
+   * A Keras .h5 (any layout), a manifest.json or its folder (Node), a manifest URL, or
+   * 'imagenet' for a model made by VGG16/MobileNetV2/ResNet50. Layers are matched by name when
+   * every weighted layer's name matches, else by order as Keras's HDF5 loader does; the report
+   * says which (and `log` gets it as a line).
+   */
+  async loadWeights(pathOrUrl: string, options: import('../io/weights.ts').LoadWeightsOptions = {}): Promise<import('../io/weights.ts').WeightsLoadReport> {
+    return (await import('../io/weights.ts')).loadWeightsInto(this, pathOrUrl, options);
   }
 
   /** Node: Keras's HDF5 layout (layer_names, weight_names), for Keras's model.load_weights(). */

@@ -1,12 +1,11 @@
-import { RESNET50_NOTOP } from '../io/imagenet-files.ts';
-import { loadWeightsInto } from '../io/weights.ts';
-import type { WeightsSourceOptions } from '../io/weights-manifest.ts';
+import { RESNET50_NOTOP, setImagenetFile } from '../io/imagenet-files.ts';
+import { loadWeightsInto, type LoadWeightsOptions } from '../io/weights.ts';
 import { backboneInput, checkBackboneArgs, type BackboneConfigBase } from './applications.ts';
 import { Activation, Add, BatchNormalization, Conv2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, ZeroPadding2D } from './layers.ts';
 import { Model } from './model.ts';
 import type { SymbolicTensor } from './symbolic.ts';
 
-export interface ResNet50Config extends WeightsSourceOptions, BackboneConfigBase {
+export interface ResNet50Config extends LoadWeightsOptions, BackboneConfigBase {
   /**
    * null: Keras's random initialisation. 'imagenet' (Node): Keras's ImageNet weights
    * (resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5, MD5-checked), from the cache or
@@ -66,6 +65,7 @@ export async function ResNet50(config: ResNet50Config = {}): Promise<Model> {
   if (config.pooling === 'avg') x = new GlobalAveragePooling2D({ name: 'avg_pool' }).apply(x);
   else if (config.pooling === 'max') x = new GlobalMaxPooling2D({ name: 'max_pool' }).apply(x);
   const model = new Model({ inputs: input, outputs: x, name: 'resnet50' });
+  setImagenetFile(model, RESNET50_NOTOP); // for a later model.loadWeights('imagenet')
   if (weights !== null) await loadWeightsInto(model, weights, config, weights === 'imagenet' ? RESNET50_NOTOP : undefined);
   return model;
 }

@@ -1,10 +1,10 @@
-import { loadWeightsInto } from '../io/weights.ts';
-import type { WeightsSourceOptions } from '../io/weights-manifest.ts';
+import { setImagenetFile, VGG16_NOTOP } from '../io/imagenet-files.ts';
+import { loadWeightsInto, type LoadWeightsOptions } from '../io/weights.ts';
 import { Conv2D, Input, MaxPooling2D } from './layers.ts';
 import { Model } from './model.ts';
 import type { SymbolicTensor } from './symbolic.ts';
 
-export interface VGG16Config extends WeightsSourceOptions {
+export interface VGG16Config extends LoadWeightsOptions {
   /**
    * null: Keras's random initialisation. 'imagenet' (Node): Keras's ImageNet weights, from the
    * cache or downloaded once. A path (Node): a Keras .h5 file, or an exported manifest.json or its
@@ -46,6 +46,7 @@ export async function VGG16(config: VGG16Config = {}): Promise<Model> {
     x = new MaxPooling2D({ poolSize: 2, strides: 2, name: `block${b + 1}_pool` }).apply(x);
   });
   const model = new Model({ inputs: input, outputs: x, name: 'vgg16' });
-  if (weights !== null) await loadWeightsInto(model, weights, config);
+  setImagenetFile(model, VGG16_NOTOP); // for a later model.loadWeights('imagenet')
+  if (weights !== null) await loadWeightsInto(model, weights, config, weights === 'imagenet' ? VGG16_NOTOP : undefined);
   return model;
 }

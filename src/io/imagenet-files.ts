@@ -70,3 +70,31 @@ export function mobilenetV2NoTop(alpha: number, rows: number): ImagenetWeightsFi
     model: `mobilenetv2_${alpha.toFixed(2)}_${rows}`,
   };
 }
+
+// Which file 'imagenet' means for a model a builder made (VGG16, ResNet50, MobileNetV2), so
+// model.loadWeights('imagenet') finds it later. A WeakMap: models stay collectable, and a model
+// that was not built by a builder has no entry.
+const builtWith = new WeakMap<object, () => ImagenetWeightsFile>();
+
+/**
+ * Records the ImageNet file of a model made by a builder. A function is called when the file is
+ * asked for (it may throw: MobileNetV2 at an alpha Keras has no weights for).
+ */
+export function setImagenetFile(model: object, file: ImagenetWeightsFile | (() => ImagenetWeightsFile)): void {
+  builtWith.set(model, typeof file === 'function' ? file : () => file);
+}
+
+/** The ImageNet file of a model made by a builder; undefined for any other model. */
+export function imagenetFileOf(model: object): ImagenetWeightsFile | undefined {
+  return builtWith.get(model)?.();
+}
+
+/**
+ * Keras's choice of rows for MobileNetV2's weights: the input size when the input is square and
+ * one of MOBILENET_V2_ROWS, else 224 (`warn` is then called with Keras's warning).
+ */
+export function mobilenetV2Rows(height: number, width: number, warn: (message: string) => void = console.warn): number {
+  if (height === width && (MOBILENET_V2_ROWS as readonly number[]).includes(height)) return height;
+  warn('MobileNetV2: the input is non-square, or its size is not in [96, 128, 160, 192, 224]. Weights for input shape (224, 224) will be loaded as the default.');
+  return 224;
+}

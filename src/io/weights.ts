@@ -2,9 +2,9 @@
 // HDF5, downloads) lives in weights-node.ts, imported dynamically and only under Node, so browser
 // bundles never see node:fs.
 
-import type { ImagenetWeightsFile } from './imagenet-files.ts';
+import { imagenetFileOf, type ImagenetWeightsFile } from './imagenet-files.ts';
 import { fetchWeights } from './weights-fetch.ts';
-import { collectLayerWeights, loadLayerWeights, type WeightedModel } from './model-weights.ts';
+import { collectLayerWeights, loadLayerWeights, type WeightedModel, type WeightsLoadReport } from './model-weights.ts';
 import {
   buildWeightsManifest,
   parseWeightsManifest,
@@ -49,9 +49,33 @@ export async function readWeights(spec: string, options: WeightsSourceOptions = 
   return (await nodeWeightsIo('reading weights files')).readWeightsSpec(spec, options, imagenet);
 }
 
-/** Reads weights named by `spec` (see readWeights) and sets them on the model by Keras's rules. */
-export async function loadWeightsInto(model: WeightedModel, spec: string, options: WeightsSourceOptions = {}, imagenet?: ImagenetWeightsFile): Promise<void> {
-  await loadLayerWeights(model, await readWeights(spec, options, imagenet), { source: spec === 'imagenet' ? `the ImageNet weights ('imagenet'${imagenet ? `, ${imagenet.fileName}` : ''})` : spec });
+export type { WeightsLoadReport, WeightsMatch } from './model-weights.ts';
+export { weightsLoadReport } from './model-weights.ts';
+
+/** Where weights come from (downloads, cache) and where to say how they were read. */
+export interface LoadWeightsOptions extends WeightsSourceOptions {
+  /** Called with one line saying which way the file was read (by layer name, by layer order, by Keras 3 path). */
+  log?: (line: string) => void;
+}
+
+/**
+ * Reads weights named by `spec` (see readWeights) and sets them on the model by Keras's rules:
+ * by layer name where every name matches, else by layer order (see loadLayerWeights). 'imagenet'
+ * means the file of `imagenet`, else the one of the builder that made the model (VGG16, ResNet50,
+ * MobileNetV2); for any other model it is an error. Resolves to how the file was read.
+ */
+export async function loadWeightsInto(model: WeightedModel, spec: string, options: LoadWeightsOptions = {}, imagenet?: ImagenetWeightsFile): Promise<WeightsLoadReport> {
+  if (spec === 'imagenet' && !imagenet && isNode()) {
+    imagenet = imagenetFileOf(model);
+    if (!imagenet) {
+      throw new Error(`loadWeights('imagenet'): model '${model.name}' was not made by VGG16(), ResNet50() or MobileNetV2(), so there is no ImageNet file for it. ` +
+        "Build the base with the builder (e.g. MobileNetV2({ weights: 'imagenet', inputShape })) and use it in your model, or pass the path of a weights file for this model.");
+    }
+  }
+  return loadLayerWeights(model, await readWeights(spec, options, imagenet), {
+    source: spec === 'imagenet' ? `the ImageNet weights ('imagenet'${imagenet ? `, ${imagenet.fileName}` : ''})` : spec,
+    log: options.log,
+  });
 }
 
 /** The model's weights as a manifest object and its data buffer (to download, store in IndexedDB, upload...). */
@@ -63,10 +87,10 @@ export async function exportWeights(model: WeightedModel): Promise<{ manifest: W
  * Sets a model's weights from a (parsed, untrusted) manifest object and its data buffer.
  * `source` names where they came from in errors (e.g. a checkpoint file).
  */
-export async function importWeights(model: WeightedModel, manifest: unknown, data: ArrayBuffer | Uint8Array, options: { source?: string } = {}): Promise<void> {
+export async function importWeights(model: WeightedModel, manifest: unknown, data: ArrayBuffer | Uint8Array, options: { source?: string; log?: (line: string) => void } = {}): Promise<WeightsLoadReport> {
   const parsed = parseWeightsManifest(manifest);
   const source = options.source ?? `manifest of '${parsed.model}'`;
-  await loadLayerWeights(model, await readWeightsData(parsed, data, options.source ? { where: options.source } : {}), { source });
+  return loadLayerWeights(model, await readWeightsData(parsed, data, options.source ? { where: options.source } : {}), { source, log: options.log });
 }
 
 /** Node: saves manifest + .bin (a folder, or a path ending in .json), or Keras HDF5 for a .h5 path. */
