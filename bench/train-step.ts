@@ -11,25 +11,13 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { Conv2D, Dense, Dropout, Flatten, Input, Model, VGG16, fmtBytes, memory, setGpu } from '../src/index.ts';
+import { Conv2D, Dense, Model, fmtBytes, memory, setGpu } from '../src/index.ts';
+import { FROZEN, referenceModel } from './lib/reference-model.ts';
 import { measureCeiling } from './lib/ceiling.ts';
 import { openBenchGpu } from './lib/engine.ts';
 import { loadTfjs, tfjsAdapter, type Tf } from './lib/tfjs.ts';
 import { median, OpTimer } from './lib/timing.ts';
 import { randomData } from './lib/rows.ts';
-
-const FROZEN = 15;
-
-async function referenceModel(h: number, w: number): Promise<Model> {
-  const base = await VGG16({ weights: null, includeTop: false, inputTensor: Input({ shape: [h, w, 3] }) });
-  for (const l of base.layers.slice(0, FROZEN)) l.trainable = false;
-  let x = new Flatten().apply(base.output);
-  x = new Dense({ units: 256, activation: 'relu' }).apply(x);
-  x = new Dropout({ rate: 0.5 }).apply(x);
-  const model = new Model({ inputs: base.input, outputs: new Dense({ units: 1, activation: 'sigmoid' }).apply(x) });
-  model.compile({ optimizer: 'sgd', loss: 'binary_crossentropy', metrics: ['acc'] });
-  return model;
-}
 
 /**
  * Multiply-adds of one step: forward of every layer, weight gradients of trainable layers, input

@@ -88,5 +88,5 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
     description: info?.description ?? '',
     isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
     featureLevel: options.featureLevel ?? 'core',
-  });
+  }, gpu);
 }

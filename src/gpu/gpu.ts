@@ -60,7 +60,12 @@ export class Gpu {
   private firstError: GpuError | null = null;
   private lost: GpuError | null = null;
 
-  constructor(device: GPUDevice, adapter: AdapterDescription) {
+  /**
+   * `instance` is the navigator.gpu-like object the device came from: held here because Dawn
+   * tears the instance down when it is garbage-collected, crashing the process mid-step if a
+   * caller kept only the Gpu (platformGpu() + acquireGpu({ gpu }) without keeping the instance).
+   */
+  constructor(device: GPUDevice, adapter: AdapterDescription, private readonly instance: GPU | null = null) {
     this.device = device;
     this.adapter = adapter;
     this.limits = device.limits;
