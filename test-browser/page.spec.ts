@@ -35,6 +35,9 @@ interface PageStatus {
   memory: { numBytes: number; numBuffers: number };
   error: string | null;
   notices: string[];
+  stoppedEpoch: number | null;
+  restoredEpoch: number | null;
+  confusion: { classes: string[]; counts: number[][]; precision: number[]; recall: number[]; total: number; accuracy: number } | null;
 }
 
 type Api = { webgpuFinetune: { ready: Promise<boolean>; status(): PageStatus } };
@@ -225,6 +228,105 @@ describe('the page on core WebGPU (SwiftShader)', () => {
       await mkdir('docs', { recursive: true });
       await copyFile(`${ARTIFACTS}/browser-after.png`, 'docs/screenshot.png');
     }
+    expect(errors).toEqual([]);
+  });
+});
+
+describe('the page with Adam, a cosine schedule and early stopping (SwiftShader)', () => {
+  // The whole VGG16 base frozen (the head trains on cached features after epoch 1), Adam at 0.01
+  // with cosine decay over the 6 steps, EarlyStopping on val_loss (patience 1, best weights
+  // restored). With these numbers val_loss improves every epoch (by about 1e-3, far above the
+  // browser-vs-Node differences), so all 3 epochs run and epoch 3's weights are restored.
+  const settings: TrainSettings = { height: 32, width: 32, batchSize: 2, epochs: 3, frozen: 19, learningRate: 0.01, momentum: 0, augment: false, seed: 3, optimizer: 'adam', schedule: 'cosine', earlyStopping: 1 };
+  const sample: SampleOptions = { train: 4, test: 4, size: 32, seed: 7 };
+  let browser: Browser | undefined;
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('draws the learning-rate curve, says which epoch was restored, and shows a confusion matrix over the validation images', async () => {
+    const want = await runInNode(settings, sample, { weights: { layers: base.layers, source: 'exported weights' } });
+    const errors: string[] = [];
+    browser = await launch('core');
+    const page = await openPage(browser, server.url, errors);
+    // optimizer first: choosing it fills in Keras's default rate, which configure() then overrides
+    await page.selectOption('#s-optimizer', 'adam');
+    expect(await page.inputValue('#s-lr')).toBe('0.001');
+    await page.selectOption('#s-schedule', 'cosine');
+    await page.check('#s-early');
+    await page.fill('#s-patience', '1');
+    await configure(page, settings, sample);
+    await page.fill('#weights-url', `${server.url}weights/manifest.json`);
+    await page.click('#weights-load');
+    await weightsRead(page);
+    await page.click('#train');
+    const done = await until(page, 'the end of training and the confusion matrix', (s) => s.state === 'done');
+    expectSameRun(done, want, 'Adam + cosine + early stopping');
+
+    // the rate each update used: cosine from 0.01 over 6 steps (Keras's CosineDecay, alpha 0)
+    const cosine = (i: number) => 0.01 * 0.5 * (1 + Math.cos((Math.PI * i) / 6));
+    done.steps.forEach((s, i) => expect(s.lr, `step ${i + 1} learning rate`).toBeCloseTo(cosine(i), 9));
+    done.epochs.forEach((e, i) => expect(e.learningRate, `epoch ${i + 1} learning rate`).toBeCloseTo(cosine(2 * i + 1), 9));
+    expect(await chartPoints(page, 'lr-chart', 'step')).toBe(6);
+    expect(await chartPoints(page, 'lr-chart', 'epoch')).toBe(3);
+    expect(await page.$eval('#lr-chart', (e) => e.getAttribute('aria-label'))).toBe('learning rate');
+
+    // EarlyStopping: as in Node, and said on the page (1-based epochs, as Keras prints them)
+    expect([done.stoppedEpoch, done.restoredEpoch]).toEqual([want.stoppedEpoch, want.restoredEpoch]);
+    expect(done.restoredEpoch).toBe(2);
+    expect(await text(page, '#early-status')).toMatch(/ran all 3 epochs.*Restored the weights of epoch 3 \(the best val_loss, 0\.\d{4}\)/);
+
+    // the confusion matrix: every validation image counted once, rates consistent with the counts
+    const c = done.confusion!;
+    expect(c.classes).toEqual(['circles', 'squares']);
+    expect(c.total).toBe(sample.test);
+    expect(c.counts.flat().reduce((a, n) => a + n, 0)).toBe(sample.test);
+    expect(c.counts.map((row) => row.reduce((a, n) => a + n, 0))).toEqual([2, 2]); // 2 test images per class
+    c.counts.forEach((row, i) => {
+      const predictedAs = c.counts.reduce((a, r) => a + r[i], 0);
+      expect(c.recall[i]).toBeCloseTo(row[i] / 2, 12);
+      if (predictedAs) expect(c.precision[i]).toBeCloseTo(row[i] / predictedAs, 12);
+      else expect(c.precision[i]).toBeNaN();
+    });
+    expect(c.accuracy).toBeCloseTo((c.counts[0][0] + c.counts[1][1]) / 4, 12);
+    const cells = await page.$$eval('#confusion td[data-true]', (tds) => tds.map((td) => Number(td.textContent)));
+    expect(cells).toEqual(c.counts.flat());
+    expect(await text(page, '#confusion')).toMatch(/Confusion matrix on the 4 validation images \(accuracy \d+\.\d%/);
+    await page.locator('#train-section').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: `${ARTIFACTS}/browser-adam-cosine-early.png`, fullPage: true });
+    expect(errors).toEqual([]);
+  });
+});
+
+describe('the page with a MobileNetV2 base (SwiftShader)', () => {
+  // Keras's transfer-learning recipe with its top block unfrozen: block_16 and the last conv
+  // (with their BatchNormalization layers) train, the 143 layers before them are frozen; the
+  // images go through mobilenet_v2's preprocess_input. Random weights (no download).
+  const settings: TrainSettings = { height: 32, width: 32, batchSize: 2, epochs: 2, frozen: 143, learningRate: 0.05, momentum: 0.9, augment: false, seed: 3, base: 'mobilenet_v2' };
+  const sample: SampleOptions = { train: 4, test: 4, size: 32, seed: 7 };
+  let browser: Browser | undefined;
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('lists the base by block, trains with the same losses as Node, and shows its confusion matrix', async () => {
+    const want = await runInNode(settings, sample);
+    const errors: string[] = [];
+    browser = await launch('core');
+    const page = await openPage(browser, server.url, errors);
+    await page.selectOption('#s-base', 'mobilenet_v2');
+    expect(await page.inputValue('#s-frozen')).toBe('154'); // Keras's guide: the whole base frozen
+    await page.waitForFunction(() => document.querySelectorAll('#layer-list li.group').length === 20, undefined, { timeout: 60_000 });
+    expect(await text(page, '#keras-url')).toBe('mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5');
+    // unchecking block_16's box unfreezes from its first layer (index 143)
+    await page.locator('#layer-list li', { hasText: 'block_16 (' }).locator('input').uncheck();
+    expect(await page.inputValue('#s-frozen')).toBe('143');
+    await configure(page, settings, sample);
+    await page.check('input[name=weights][value=random]');
+    await page.click('#train');
+    const done = await until(page, 'the end of training', (s) => s.state === 'done');
+    expectSameRun(done, want, 'MobileNetV2');
+    expect(done.confusion!.counts.flat().reduce((a, n) => a + n, 0)).toBe(sample.test);
     expect(errors).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@
 import { makeFlows, sampleDataSet, type SampleOptions } from '../web/lib/data.ts';
 import { buildModel, imageInput, type WeightsFile } from '../web/lib/program.ts';
 import type { TrainSettings } from '../web/lib/settings.ts';
+import { EarlyStopping } from '../src/graph/callbacks.ts';
 import { setInitSeed } from '../src/graph/layers.ts';
 import { VGG16 } from '../src/graph/vgg16.ts';
 import { writeKerasH5Bytes } from '../src/io/keras-h5-browser.ts';
@@ -18,19 +19,24 @@ export interface ReferenceRun {
   epochs: EpochRecord[];
   /** P(class 1) for each probe image, after training */
   probes: number[];
+  /** EarlyStopping's stop and restored epochs (0-based), null when it did not stop / restore */
+  stoppedEpoch: number | null;
+  restoredEpoch: number | null;
 }
 
 export async function runInNode(settings: TrainSettings, sample: SampleOptions, options: { probes?: Blob[]; weights?: WeightsFile } = {}): Promise<ReferenceRun> {
   const { train, test } = await makeFlows(sampleDataSet(sample), settings);
-  const { model } = await buildModel(settings, options.weights ?? null);
-  const trainer = new Trainer(model, train, test, settings.epochs);
+  const { model } = await buildModel(settings, options.weights ?? null, { stepsPerEpoch: train.length });
+  // as the page: EarlyStopping on val_loss with the best weights restored
+  const earlyStopping = settings.earlyStopping ? new EarlyStopping({ monitor: 'val_loss', patience: settings.earlyStopping, restoreBestWeights: true }) : null;
+  const trainer = new Trainer(model, train, test, settings.epochs, {}, { earlyStopping });
   await trainer.run();
   const out: number[] = [];
   for (const p of options.probes ?? []) out.push((await model.predict(await imageInput(p, settings), { batchSize: 1 }))[0]);
   await model.dispose();
   await train.close();
   await test.close();
-  return { steps: trainer.steps, epochs: trainer.epochs, probes: out };
+  return { steps: trainer.steps, epochs: trainer.epochs, probes: out, stoppedEpoch: trainer.stoppedEpoch, restoredEpoch: trainer.restoredEpoch };
 }
 
 /**

@@ -10,6 +10,8 @@ import { SGD } from '../src/graph/optimizers.ts';
 import { dataSetFromFiles, makeFlows, sampleDataSet, type NamedBlob } from '../web/lib/data.ts';
 import { DEFAULT_SETTINGS, type TrainSettings } from '../web/lib/settings.ts';
 import { Trainer } from '../web/lib/trainer.ts';
+import { EarlyStopping } from '../src/graph/callbacks.ts';
+import { confusionFrom, confusionMatrix, predictedClasses } from '../src/graph/confusion.ts';
 
 const settings: TrainSettings = { ...DEFAULT_SETTINGS, height: 8, width: 8, batchSize: 2, epochs: 2, augment: true, seed: 9 };
 
@@ -67,6 +69,77 @@ describe('Trainer (the page\'s training loop)', () => {
     // Epoch means are Keras's: batch-size-weighted means of the epoch's steps.
     const first = whole.t.steps.filter((s) => s.epoch === 0);
     expect(whole.t.epochs[0].loss).toBeCloseTo(first.reduce((a, s) => a + s.loss, 0) / first.length, 12);
+  });
+});
+
+describe('Trainer with EarlyStopping, and the confusion matrix', () => {
+  // 6 epochs, patience 1, best weights restored; run straight through and with stops mid-epoch.
+  async function run(stopAt: number[]) {
+    const { train, test } = await makeFlows(sampleDataSet({ train: 8, test: 4, size: 8, seed: 3 }), settings);
+    const model = tinyModel();
+    const earlyStopping = new EarlyStopping({ monitor: 'val_loss', patience: 1, restoreBestWeights: true });
+    const t: Trainer = new Trainer(model, train, test, 6, {
+      onStep: (s) => {
+        if (stopAt.includes(s.global)) t.stop();
+      },
+    }, { earlyStopping });
+    let pauses = 0;
+    while ((await t.run()) === 'paused') pauses++;
+    const weights = await model.getWeights();
+    return { t, pauses, weights, model, test };
+  }
+
+  it('stops and restores as Keras does, the same when the run was stopped and resumed mid-epoch', async () => {
+    const whole = await run([]);
+    const cut = await run([1, 5]); // each stop lands mid-epoch (after the 2 steps fit keeps queued)
+    expect(cut.pauses).toBe(2);
+    expect(whole.t.state).toBe('done');
+    // the tiny model's val_loss gets worse at some epoch before the 6th: EarlyStopping ends it there
+    expect(whole.t.stoppedEpoch).not.toBeNull();
+    expect(whole.t.epochs).toHaveLength(whole.t.stoppedEpoch! + 1);
+    const vals = whole.t.epochs.map((e) => e.valLoss);
+    const best = vals.indexOf(Math.min(...vals));
+    expect(whole.t.restoredEpoch).toBe(best);
+    expect(vals[whole.t.stoppedEpoch!]).toBeGreaterThanOrEqual(vals[whole.t.stoppedEpoch! - 1]);
+    expect([cut.t.stoppedEpoch, cut.t.restoredEpoch]).toEqual([whole.t.stoppedEpoch, whole.t.restoredEpoch]);
+    expect(cut.t.steps.map((s) => s.loss)).toEqual(whole.t.steps.map((s) => s.loss));
+    cut.weights.forEach((w, i) => expect(w.data, w.name).toEqual(whole.weights[i].data));
+    // the restored weights give the best epoch's val_loss again
+    const [valLoss] = await whole.model.evaluate(whole.test);
+    expect(valLoss).toBeCloseTo(vals[best], 5);
+    // a constant learning rate (SGD 0.05), logged per step and per epoch
+    expect(new Set(whole.t.steps.map((s) => s.lr))).toEqual(new Set([0.05]));
+    expect(whole.t.epochs.every((e) => e.learningRate === 0.05)).toBe(true);
+  });
+
+  it('counts every validation image once, predicted by p > 0.5 (sigmoid) or argmax (softmax)', async () => {
+    const { model, test } = await run([]);
+    const c = await confusionMatrix(model, test, ['circles', 'squares']);
+    // the same from predict over the images in file order
+    const xs: Float32Array[] = [];
+    const order: number[] = [];
+    for await (const b of test) {
+      xs.push(b.x);
+      order.push(...b.indices);
+    }
+    const x = new Float32Array(xs.reduce((a, v) => a + v.length, 0));
+    xs.reduce((at, v) => (x.set(v, at), at + v.length), 0);
+    const p = await model.predict(x);
+    const want = confusionFrom(order.map((i) => test.classes[i]), Array.from(p, (v) => (v > 0.5 ? 1 : 0)), ['circles', 'squares']);
+    expect(c.counts).toEqual(want.counts);
+    expect(c.total).toBe(4);
+    expect(c.counts.flat().reduce((a, n) => a + n, 0)).toBe(4);
+
+    expect([...predictedClasses(Float32Array.of(0.2, 0.5, 0.51), 1)]).toEqual([0, 0, 1]);
+    expect([...predictedClasses(Float32Array.of(0.1, 0.7, 0.2, 0.6, 0.3, 0.1), 3)]).toEqual([1, 0]);
+    const m = confusionFrom([0, 0, 0, 1, 1, 2], [0, 1, 0, 1, 0, 1], ['a', 'b', 'c']);
+    expect(m.counts).toEqual([[2, 1, 0], [1, 1, 0], [0, 1, 0]]);
+    expect(m.precision[0]).toBeCloseTo(2 / 3, 12);
+    expect(m.precision[1]).toBeCloseTo(1 / 3, 12);
+    expect(m.precision[2]).toBeNaN(); // never predicted
+    expect(m.recall).toEqual([2 / 3, 1 / 2, 0]);
+    expect(m.accuracy).toBeCloseTo(3 / 6, 12);
+    expect(() => confusionFrom([0, 3], [0, 1], ['a', 'b'])).toThrow(/image 1 has class 3/);
   });
 });
 

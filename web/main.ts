@@ -12,8 +12,10 @@ import { readPngBrowser } from '../src/io/png-browser.ts';
 import { exportWeights } from '../src/io/weights.ts';
 import { LineChart } from './chart.ts';
 import { countImages, dataSetFromFiles, encodePpm, makeFlows, sampleDataSet, type DataSet, type NamedBlob, type SampleOptions } from './lib/data.ts';
-import { buildModel, imageInput, KERAS_IMAGENET_URL, modelWeightsH5, weightsFromFiles, weightsFromUrl, type Built, type WeightsFile } from './lib/program.ts';
-import { checkSettings, DEFAULT_SETTINGS, VGG16_LAYERS, type TrainSettings } from './lib/settings.ts';
+import { EarlyStopping } from '../src/graph/callbacks.ts';
+import { confusionMatrix, type ConfusionMatrix } from '../src/graph/confusion.ts';
+import { buildBase, buildModel, IMAGENET_FILES, imageInput, modelWeightsH5, weightsFromFiles, weightsFromUrl, type Built, type WeightsFile } from './lib/program.ts';
+import { BASES, baseOf, checkSettings, DEFAULT_LEARNING_RATES, DEFAULT_SETTINGS, VGG16_LAYERS, type BaseName, type OptimizerName, type ScheduleName, type TrainSettings } from './lib/settings.ts';
 import { Trainer, type EpochRecord, type StepRecord } from './lib/trainer.ts';
 import { generateSampleSet } from '../src/io/sample-data.ts';
 
@@ -295,11 +297,18 @@ async function currentWeights(): Promise<WeightsFile | null> {
 }
 
 const kerasLink = $<HTMLAnchorElement>('keras-url');
-kerasLink.href = KERAS_IMAGENET_URL;
+/** The weights hint names the chosen base's Keras file. */
+function showKerasFile(base: BaseName): void {
+  const f = IMAGENET_FILES[base];
+  kerasLink.href = f.url;
+  kerasLink.textContent = f.fileName;
+  $('keras-base').textContent = BASES[base].builder;
+  $('keras-size').textContent = f.size;
+}
 kerasLink.addEventListener('click', (e) => {
   // Fill the URL field rather than navigate: the page tries the download itself.
   e.preventDefault();
-  input('weights-url').value = KERAS_IMAGENET_URL;
+  input('weights-url').value = kerasLink.href;
   (document.querySelector('input[name=weights][value=url]') as HTMLInputElement).checked = true;
 });
 $('weights-load').addEventListener('click', () => {
@@ -318,9 +327,17 @@ const FIELDS: [keyof TrainSettings, string][] = [
   ['learningRate', 's-lr'], ['momentum', 's-momentum'], ['seed', 's-seed'], ['frozen', 's-frozen'],
 ];
 
+const select = (id: string) => $<HTMLSelectElement>(id);
+
 function writeSettings(s: TrainSettings): void {
+  select('s-base').value = baseOf(s);
+  showBase();
   for (const [k, id] of FIELDS) input(id).value = String(s[k]);
   input('s-augment').checked = s.augment;
+  select('s-optimizer').value = s.optimizer ?? 'sgd';
+  select('s-schedule').value = s.schedule ?? 'none';
+  input('s-early').checked = (s.earlyStopping ?? 0) > 0;
+  if (s.earlyStopping) input('s-patience').value = String(s.earlyStopping);
   renderLayers();
 }
 
@@ -328,11 +345,38 @@ function readSettings(): TrainSettings {
   const s = { ...DEFAULT_SETTINGS };
   for (const [k, id] of FIELDS) (s as Record<string, unknown>)[k] = Number(input(id).value);
   s.augment = input('s-augment').checked;
+  s.base = select('s-base').value as BaseName;
+  s.optimizer = select('s-optimizer').value as OptimizerName;
+  s.schedule = select('s-schedule').value as ScheduleName;
+  s.earlyStopping = input('s-early').checked ? Number(input('s-patience').value) : 0;
   return s;
 }
 
+/** The chosen base's top, freeze range and weights hint. */
+function showBase(): void {
+  const base = select('s-base').value as BaseName;
+  const info = BASES[base];
+  input('s-frozen').max = String(info.layers);
+  $('base-top').textContent = `top: ${info.top}; ${base === 'vgg16' ? 'images scaled by 1/255 (the reference program)' : `images through ${info.builder}'s preprocess_input; Keras's transfer-learning guide freezes the whole base`}`;
+  $('freeze-hint').textContent = base === 'vgg16'
+    ? 'Layers before the first trainable one run forward only: no gradients, no stored activations. The reference program freezes 15 (blocks 1–4).'
+    : `Layers before the first trainable one run forward only (a frozen BatchNormalization uses its moving statistics, Keras's inference mode). Keras's transfer-learning guide freezes all ${info.layers}; unfreezing the last blocks fine-tunes them (use a low learning rate). Blocks are grouped: a box freezes everything up to the end of its block.`;
+  showKerasFile(base);
+}
+
+// A new base starts from its defaults (the whole base frozen for MobileNetV2 and ResNet50).
+select('s-base').addEventListener('change', () => {
+  showBase();
+  input('s-frozen').value = String(BASES[select('s-base').value as BaseName].frozen);
+  renderLayers();
+});
+// Each optimizer starts from Keras's default learning rate (SGD 0.01, the others 0.001).
+select('s-optimizer').addEventListener('change', () => {
+  input('s-lr').value = String(DEFAULT_LEARNING_RATES[select('s-optimizer').value as OptimizerName]);
+});
+
 /** The VGG16 layer list with each layer's output shape and parameters at the current input size. */
-function renderLayers(): void {
+function renderVgg16Layers(): void {
   const frozen = Number(input('s-frozen').value);
   let h = Number(input('s-height').value) || 32;
   let w = Number(input('s-width').value) || 32;
@@ -358,11 +402,97 @@ function renderLayers(): void {
   $('frozen-count').textContent = `${frozen} of ${VGG16_LAYERS.length}${frozen === 15 ? ' (the reference program)' : ''}`;
 }
 
+/** A deep base's layers, grouped by block (154 or 175 checkboxes would not be usable). */
+interface LayerGroup {
+  name: string;
+  /** layer indices [start, end) */
+  start: number;
+  end: number;
+  layers: string[];
+  params: number;
+  shape: number[];
+}
+
+/** Keras's block of a layer (block_3_expand -> block_3, conv2_block1_1_conv -> conv2_block1), else the base's stem or its last layers. */
+function blockOf(name: string, index: number, afterBlocks: boolean): string {
+  const block = /^(block_\d+)_/.exec(name)?.[1] ?? /^(conv\d_block\d+)_/.exec(name)?.[1] ?? /^(expanded_conv)_/.exec(name)?.[1];
+  if (block) return block;
+  if (index === 0) return name; // the input layer
+  return afterBlocks ? 'last layers' : 'stem';
+}
+
+const groupCache = new Map<string, LayerGroup[]>();
+/** Set while the training model is built: a listing build in between would draw from the same seeded initialiser. */
+let buildingModel = false;
+
+/** The base's layer groups at an input size, from the base itself (built once per base and size, random weights). */
+async function layerGroups(base: BaseName, height: number, width: number): Promise<LayerGroup[]> {
+  const key = `${base}:${height}x${width}`;
+  const hit = groupCache.get(key);
+  if (hit) return hit;
+  const model = await buildBase(base, height, width);
+  const groups: LayerGroup[] = [];
+  let afterBlocks = false;
+  model.layers.forEach((l, i) => {
+    const g = blockOf(l.name, i, afterBlocks);
+    if (g !== 'stem' && i > 0) afterBlocks = true;
+    let last = groups[groups.length - 1];
+    if (!last || last.name !== g) {
+      last = { name: g, start: i, end: i, layers: [], params: 0, shape: [] };
+      groups.push(last);
+    }
+    last.end = i + 1;
+    last.layers.push(l.name);
+    last.params += l.countParams();
+    last.shape = l.output?.shape ?? [];
+  });
+  groupCache.set(key, groups);
+  return groups;
+}
+
+let renderToken = 0;
+let renderTimer: ReturnType<typeof setTimeout> | undefined;
+
+function renderLayers(): void {
+  const base = select('s-base').value as BaseName;
+  if (base === 'vgg16') {
+    renderToken++;
+    renderVgg16Layers();
+    return;
+  }
+  const frozen = Number(input('s-frozen').value);
+  const total = BASES[base].layers;
+  $('frozen-count').textContent = `${frozen} of ${total}${frozen === total ? ' (the whole base: Keras\'s transfer-learning default)' : ''}`;
+  const h = Math.max(32, Number(input('s-height').value) || 32);
+  const w = Math.max(32, Number(input('s-width').value) || 32);
+  const token = ++renderToken;
+  clearTimeout(renderTimer);
+  // Debounced: building ResNet50 to list it takes a moment, and typing a size fires per key.
+  renderTimer = setTimeout(() => {
+    if (buildingModel) return void (renderTimer = setTimeout(renderLayers, 500));
+    layerGroups(base, h, w).then((groups) => {
+      if (token !== renderToken) return;
+      const list = $('layer-list');
+      list.replaceChildren();
+      for (const g of groups) {
+        const li = document.createElement('li');
+        li.value = g.start;
+        li.className = `group ${g.end <= frozen ? 'frozen' : 'trainable'}`;
+        li.title = g.layers.join(', ');
+        const names = g.layers.length > 1 ? ` (${esc(g.layers[0])} … ${esc(g.layers[g.layers.length - 1])})` : g.name === g.layers[0] ? '' : ` (${esc(g.layers[0])})`;
+        li.innerHTML = `<label><input type="checkbox" ${g.end <= frozen ? 'checked' : ''} data-index="${g.end - 1}" data-start="${g.start}"> ${esc(g.name)}${names} <span class="params">${g.layers.length} layer${g.layers.length > 1 ? 's' : ''} · ${g.shape.join('×')}${g.params ? ` · ${g.params.toLocaleString('en')} params` : ''}</span></label>`;
+        list.append(li);
+      }
+    }, (e) => fail(e, 'layers'));
+  }, groupCache.has(`${base}:${h}x${w}`) ? 0 : 250);
+}
+
 // A checkbox freezes everything up to it (or unfreezes from it): freezing is a prefix, as in the reference program.
 $('layer-list').addEventListener('change', (e) => {
   const box = e.target as HTMLInputElement;
   const i = Number(box.dataset.index);
-  input('s-frozen').value = String(box.checked ? i + 1 : i);
+  // a block's box: checked freezes through its last layer, unchecked unfreezes from its first
+  input('s-frozen').value = String(box.checked ? i + 1 : Number(box.dataset.start ?? i));
   renderLayers();
 });
 for (const id of ['s-frozen', 's-height', 's-width']) input(id).addEventListener('input', renderLayers);
@@ -376,6 +506,11 @@ for (const chart of [lossChart, accChart]) {
   chart.define('trainEpoch', { label: 'train (epoch)', color: '#2f6fdb', dots: true, width: 2 });
   chart.define('val', { label: 'validation', color: '#e07b00', dots: true, width: 2, dashed: true });
 }
+// The rate each update used (schedule applied, or as a callback set it), and per epoch its last update's.
+const lrChart = new LineChart($('lr-chart') as unknown as SVGSVGElement, 'learning rate');
+lrChart.define('step', { label: 'per step', color: '#9bc59d', width: 1.2 });
+lrChart.define('epoch', { label: 'epoch', color: '#2e7d32', dots: true, width: 2 });
+const charts = [lossChart, accChart, lrChart];
 
 interface Run {
   settings: TrainSettings;
@@ -384,13 +519,17 @@ interface Run {
   trainer: Trainer;
   plan: PlanMemory;
   started: number;
+  /** on the validation images, after training ends */
+  confusion: ConfusionMatrix | null;
+  /** while the confusion matrix is computed (predictions wait for it: one model, one queue) */
+  evaluating: Promise<ConfusionMatrix> | null;
 }
 let run: Run | null = null;
 
 function setState(text: string): void {
   $('state').textContent = text;
   const state = run?.trainer.state;
-  const busy = state === 'running' || state === 'stopping';
+  const busy = state === 'running' || state === 'stopping' || !!run?.evaluating;
   $<HTMLButtonElement>('train').disabled = busy || !gpu;
   $<HTMLButtonElement>('stop').disabled = state !== 'running';
   $<HTMLButtonElement>('resume').disabled = state !== 'paused';
@@ -424,6 +563,7 @@ function onStep(s: StepRecord): void {
   bar.value = t.steps.length;
   lossChart.setPoints('train', t.steps.map((x) => [x.global, x.loss]));
   accChart.setPoints('train', t.steps.map((x) => [x.global, x.acc]));
+  lrChart.setPoints('step', t.steps.map((x) => [x.global, x.lr]));
   showMemory();
 }
 
@@ -434,6 +574,7 @@ function onEpoch(_e: EpochRecord): void {
   accChart.setPoints('trainEpoch', full.map((e) => [e.global, e.acc]));
   lossChart.setPoints('val', full.map((e) => [e.global, e.valLoss]));
   accChart.setPoints('val', full.map((e) => [e.global, e.valAcc]));
+  lrChart.setPoints('epoch', full.map((e) => [e.global, e.learningRate]));
   showMemory();
 }
 
@@ -453,6 +594,15 @@ async function drive(): Promise<void> {
     const summary = last ? ` · last epoch: loss ${last.loss.toFixed(4)}, acc ${last.acc.toFixed(4)}, val_loss ${last.valLoss.toFixed(4)}, val_acc ${last.valAcc.toFixed(4)}` : '';
     if (state === 'done') {
       $('progress').textContent = `Done: ${r.trainer.steps.length} steps in ${fmtSeconds((performance.now() - r.started) / 1000)}${summary}`;
+      showEarlyStopping(r);
+      r.evaluating = confusionMatrix(r.built.model, r.trainer.test, r.data.classes);
+      setState('evaluating on the validation images…');
+      try {
+        r.confusion = await r.evaluating;
+      } finally {
+        r.evaluating = null;
+      }
+      showConfusion(r.confusion);
       setState('done');
     } else {
       $('progress').textContent = `Stopped after step ${r.trainer.stepInEpoch} of epoch ${r.trainer.epoch + 1} (${r.trainer.steps.length} steps in all). Resume continues exactly where it stopped.${summary}`;
@@ -463,6 +613,25 @@ async function drive(): Promise<void> {
     setState('failed');
   }
   showMemory();
+}
+
+/** What EarlyStopping did: the stop epoch and the epoch whose weights the model now holds (1-based, as Keras prints). */
+function showEarlyStopping(r: Run): void {
+  const t = r.trainer;
+  if (!r.settings.earlyStopping) return;
+  const stopped = t.stoppedEpoch !== null ? `Early stopping: val_loss did not improve for ${r.settings.earlyStopping} epoch${r.settings.earlyStopping > 1 ? 's' : ''}, training stopped after epoch ${t.stoppedEpoch + 1} of ${t.totalEpochs}.` : `Early stopping: ran all ${t.totalEpochs} epochs (val_loss kept improving within the patience).`;
+  const restored = t.restoredEpoch !== null ? ` Restored the weights of epoch ${t.restoredEpoch + 1} (the best val_loss${Number.isFinite(t.epochs[t.restoredEpoch]?.valLoss) ? `, ${t.epochs[t.restoredEpoch].valLoss.toFixed(4)}` : ''}); the confusion matrix, downloads and predictions use them.` : '';
+  $('early-status').textContent = stopped + restored;
+}
+
+const pct = (v: number) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '–');
+
+/** Rows: true class; columns: predicted class; then each class's precision and recall. */
+function showConfusion(c: ConfusionMatrix): void {
+  const box = $('confusion');
+  const head = c.classes.map((k) => `<th>${esc(k)}</th>`).join('');
+  const rows = c.classes.map((k, i) => `<tr data-class="${i}"><th>${esc(k)}</th>${c.counts[i].map((n, j) => `<td class="${i === j ? 'hit' : ''}" data-true="${i}" data-predicted="${j}">${n}</td>`).join('')}<td data-metric="precision">${pct(c.precision[i])}</td><td data-metric="recall">${pct(c.recall[i])}</td></tr>`).join('');
+  box.innerHTML = `<p class="status"><strong>Confusion matrix on the ${c.total} validation images</strong> (accuracy ${pct(c.accuracy)}; rows: the true class, columns: the predicted one; precision: of the images predicted as a class, the share that are it; recall: of a class's images, the share found)</p><table><tr><th>true \\ predicted</th>${head}<th>precision</th><th>recall</th></tr>${rows}</table>`;
 }
 
 async function startTraining(): Promise<void> {
@@ -484,9 +653,17 @@ async function startTraining(): Promise<void> {
     run = null;
   }
   $('log').textContent = '';
+  $('early-status').textContent = '';
+  $('confusion').replaceChildren();
   const flows = await makeFlows(data, settings, (line) => log(`${line}\n`));
-  const built = await buildModel(settings, w);
-  if (w) $('weights-status').textContent += built.weightsInto === 'base' ? ' Loaded into the VGG16 base.' : ' Loaded into the whole model (a fine-tuned export).';
+  buildingModel = true;
+  let built: Built;
+  try {
+    built = await buildModel(settings, w, { stepsPerEpoch: flows.train.length });
+  } finally {
+    buildingModel = false;
+  }
+  if (w) $('weights-status').textContent += built.weightsInto === 'base' ? ` Loaded into the ${BASES[baseOf(settings)].builder} base.` : ' Loaded into the whole model (a fine-tuned export).';
   // ?maxBinding=<bytes> pretends the adapter's binding limit is that small: it shows (and tests)
   // micro-batching on any device.
   const pretend = Number(new URLSearchParams(location.search).get('maxBinding'));
@@ -495,9 +672,11 @@ async function startTraining(): Promise<void> {
   if (plan.microBatch < plan.batch) {
     notice('warn', `<strong>Micro-batching:</strong> at batch ${plan.batch} and ${settings.height}×${settings.width}, a frozen layer's activations exceed this adapter's storage binding limit (${fmtBytes(pretend > 0 ? pretend : g.limits.maxStorageBufferBindingSize)}${pretend > 0 ? ', set by ?maxBinding' : ''}), so the frozen layers run ${plan.microBatch} images at a time. Results are the same, steps are a little slower; a smaller batch or input size avoids it.`, 'microbatch');
   }
-  const trainer = new Trainer(built.model, flows.train, flows.test, settings.epochs, { onStep, onEpoch, onLog: log });
-  run = { settings, data, built, trainer, plan, started: performance.now() };
-  for (const chart of [lossChart, accChart]) {
+  // Keras's EarlyStopping; its messages go to the log beside fit's progress text
+  const earlyStopping = settings.earlyStopping ? new EarlyStopping({ monitor: 'val_loss', patience: settings.earlyStopping, restoreBestWeights: true, verbose: 1, print: (line) => log(`${line}\n`), warn: (line) => log(`${line}\n`) }) : null;
+  const trainer = new Trainer(built.model, flows.train, flows.test, settings.epochs, { onStep, onEpoch, onLog: log }, { earlyStopping });
+  run = { settings, data, built, trainer, plan, started: performance.now(), confusion: null, evaluating: null };
+  for (const chart of charts) {
     chart.clear();
     chart.setXMax(settings.epochs * trainer.stepsPerEpoch);
   }
@@ -548,7 +727,7 @@ $('dl-manifest').addEventListener('click', async () => {
 });
 $('dl-h5').addEventListener('click', async () => {
   try {
-    download((await modelWeightsH5(run!.built.model)) as Uint8Array<ArrayBuffer>, 'vgg16_finetuned.weights.h5', 'application/x-hdf5');
+    download((await modelWeightsH5(run!.built.model)) as Uint8Array<ArrayBuffer>, `${baseOf(run!.settings)}_finetuned.weights.h5`, 'application/x-hdf5');
   } catch (e) {
     fail(e);
   }
@@ -558,6 +737,7 @@ async function predict(files: File[]): Promise<void> {
   if (!run || run.trainer.state === 'running' || run.trainer.state === 'stopping') {
     throw new Error(run ? 'wait until training stops (or press Stop) before trying images' : 'train a model first');
   }
+  await run.evaluating?.catch(() => undefined); // its failure is shown where it happened
   const { settings, data, built } = run;
   for (const file of files) {
     const card = document.createElement('div');
@@ -593,7 +773,7 @@ setState('idle');
 const api = {
   ready: gpuReady.then((g) => !!g),
   status: () => ({
-    state: run?.trainer.state ?? 'idle',
+    state: run?.evaluating ? 'evaluating' : (run?.trainer.state ?? 'idle'),
     adapter: gpu?.adapter ?? null,
     describe: gpu?.describe() ?? null,
     compat,
@@ -605,6 +785,9 @@ const api = {
     plan: run?.plan ?? null,
     memory: memory(),
     error: run?.trainer.error?.message ?? null,
+    stoppedEpoch: run?.trainer.stoppedEpoch ?? null,
+    restoredEpoch: run?.trainer.restoredEpoch ?? null,
+    confusion: run?.confusion ?? null,
     notices: Array.from($('notices').children, (n) => n.textContent ?? ''),
   }),
   /** A generated sample image (label 0 circles, 1 squares) as a PPM file, for the predictor. */

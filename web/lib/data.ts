@@ -8,7 +8,8 @@ import type { DirectoryIterator } from '../../src/io/flow.ts';
 import { compareCodePoints, hasImageExtension } from '../../src/io/dataset.ts';
 import { ImageDataGenerator } from '../../src/io/image-data-generator.ts';
 import { generateSampleSet, SAMPLE_CLASSES } from '../../src/io/sample-data.ts';
-import { AUGMENTATION, type TrainSettings } from './settings.ts';
+import { mobilenetV2, resnet50 } from '../../src/graph/preprocess.ts';
+import { AUGMENTATION, baseOf, type BaseName, type TrainSettings } from './settings.ts';
 
 /** A File, or any Blob with a name (what flowFromFiles reads). */
 export type NamedBlob = Blob & { name: string };
@@ -114,7 +115,16 @@ export function countImages(split: Split): Record<string, number> {
 }
 
 /**
- * The reference program's flows: rescale 1/255, the reference augmentation when enabled, binary
+ * The generators' preprocessing_function for a base: null for VGG16 (the reference program
+ * rescales by 1/255 instead), the base's preprocess_input for the others (Keras's guide).
+ */
+export function preprocessFor(base: BaseName): ((x: Float32Array) => Float32Array) | null {
+  return base === 'mobilenet_v2' ? mobilenetV2.preprocessInput : base === 'resnet50' ? resnet50.preprocessInput : null;
+}
+
+/**
+ * The reference program's flows: rescale 1/255 (VGG16; the other bases use their preprocess_input
+ * instead, as Keras's transfer-learning guide), the reference augmentation when enabled, binary
  * labels; one seed for shuffling and augmentation so a run can be repeated exactly.
  */
 export async function makeFlows(data: DataSet, s: TrainSettings, log: (line: string) => void = () => {}): Promise<{ train: DirectoryIterator; test: DirectoryIterator }> {
@@ -122,7 +132,9 @@ export async function makeFlows(data: DataSet, s: TrainSettings, log: (line: str
     throw new Error(`the model ends in one sigmoid unit (two classes), but ${data.name} has ${data.classes.length} classes: ${data.classes.join(', ')}`);
   }
   const common = { targetSize: [s.height, s.width] as [number, number], batchSize: s.batchSize, classMode: 'binary' as const, classes: data.classes, seed: s.seed, log, warn: log };
-  const train = await new ImageDataGenerator({ rescale: 1 / 255, ...(s.augment ? AUGMENTATION : {}) }).flowFromFiles(data.train, common);
-  const test = await new ImageDataGenerator({ rescale: 1 / 255 }).flowFromFiles(data.test, common);
+  const preprocess = preprocessFor(baseOf(s));
+  const scaling = preprocess ? { preprocessingFunction: preprocess } : { rescale: 1 / 255 };
+  const train = await new ImageDataGenerator({ ...scaling, ...(s.augment ? AUGMENTATION : {}) }).flowFromFiles(data.train, common);
+  const test = await new ImageDataGenerator(scaling).flowFromFiles(data.test, common);
   return { train, test };
 }

@@ -1,20 +1,29 @@
 /**
- * The training program the page runs: the reference Keras program (VGG16 base, frozen prefix,
- * Flatten -> Dense(256, relu) -> Dropout(0.5) -> Dense(1, sigmoid), SGD, binary cross-entropy),
- * and the weights that go in and come out. Platform-free: the browser test runs this same module
- * in Node to check that both runtimes give the same numbers.
+ * The training program the page runs: by default the reference Keras program (VGG16 base, frozen
+ * prefix, Flatten -> Dense(256, relu) -> Dropout(0.5) -> Dense(1, sigmoid), SGD, binary
+ * cross-entropy); MobileNetV2 and ResNet50 with Keras's transfer-learning top (GlobalAveragePooling2D
+ * -> Dropout(0.2) -> Dense(1, sigmoid)); the optimizer and schedule chosen; and the weights that go
+ * in and come out. Platform-free: the browser test runs this same module in Node to check that
+ * both runtimes give the same numbers.
+ *
+ * (src/cli/reference-model.ts builds the same models but imports src/index.ts, which pulls Node
+ * modules, so the page cannot share it; the two are kept alike by hand.)
  */
-import { Dense, Dropout, Flatten, Input, setInitSeed } from '../../src/graph/layers.ts';
+import { Dense, Dropout, Flatten, GlobalAveragePooling2D, Input, setInitSeed } from '../../src/graph/layers.ts';
+import { MobileNetV2 } from '../../src/graph/mobilenet-v2.ts';
 import { Model } from '../../src/graph/model.ts';
-import { SGD } from '../../src/graph/optimizers.ts';
+import { Adam, AdamW, RMSprop, SGD, type Optimizer } from '../../src/graph/optimizers.ts';
+import { ResNet50 } from '../../src/graph/resnet50.ts';
+import { CosineDecay, ExponentialDecay, type LearningRateSchedule } from '../../src/graph/schedules.ts';
 import { VGG16 } from '../../src/graph/vgg16.ts';
+import { mobilenetV2NoTop, RESNET50_NOTOP, VGG16_NOTOP } from '../../src/io/imagenet-files.ts';
 import { collectLayerWeights, loadLayerWeights } from '../../src/io/model-weights.ts';
 import { fetchWeights } from '../../src/io/weights-fetch.ts';
 import { parseWeightsManifest, readWeightsData, type LayerWeights, type ProgressCallback } from '../../src/io/weights-manifest.ts';
 import { processImage } from '../../src/io/pipeline.ts';
 import { readPngBrowser } from '../../src/io/png-browser.ts';
-import type { NamedBlob } from './data.ts';
-import type { TrainSettings } from './settings.ts';
+import { preprocessFor, type NamedBlob } from './data.ts';
+import { baseOf, BASES, EXPONENTIAL_DECAY_PER_EPOCH, type BaseName, type TrainSettings } from './settings.ts';
 
 /** Weights read from somewhere, not yet placed in a model. */
 export interface WeightsFile {
@@ -24,7 +33,16 @@ export interface WeightsFile {
 }
 
 /** Keras's own ImageNet file for VGG16 without its top (58.9 MB, legacy HDF5 layout). */
-export const KERAS_IMAGENET_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5';
+export const KERAS_IMAGENET_URL = VGG16_NOTOP.url;
+
+/** Keras's ImageNet file (no top) for each base: what the weights hint links to. */
+export const IMAGENET_FILES: Record<BaseName, { fileName: string; url: string; size: string }> = {
+  vgg16: { fileName: VGG16_NOTOP.fileName, url: VGG16_NOTOP.url, size: '59 MB' },
+  // Keras has MobileNetV2 files per input size; 224 is its default (other sizes load it too)
+  mobilenet_v2: { fileName: mobilenetV2NoTop(1.0, 224).fileName, url: mobilenetV2NoTop(1.0, 224).url, size: '9 MB' },
+  resnet50: { fileName: RESNET50_NOTOP.fileName, url: RESNET50_NOTOP.url, size: '95 MB' },
+};
+
 
 /** A whole response body, reporting progress (total from content-length when the server sends it). */
 async function fetchBytes(url: string, onProgress?: ProgressCallback): Promise<Uint8Array> {
@@ -97,7 +115,7 @@ export async function weightsFromFiles(files: NamedBlob[]): Promise<WeightsFile>
 
 export interface Built {
   model: Model;
-  /** the VGG16 base (its layers are the model's first 19) */
+  /** the base (its layers are the model's first BASES[base].layers) */
   base: Model;
   /** where the weights went: the base (ImageNet-style files), the whole model (a fine-tuned export), or nowhere (random) */
   weightsInto: 'base' | 'model' | null;
@@ -105,14 +123,49 @@ export interface Built {
 
 const weighted = (m: Model) => m.layers.filter((l) => l.params.length > 0).length;
 
+/** The base without its top, random weights (files are loaded afterwards, by name or by order). */
+export async function buildBase(name: BaseName, height: number, width: number): Promise<Model> {
+  const inputTensor = Input({ shape: [height, width, 3] });
+  if (name === 'mobilenet_v2') return MobileNetV2({ weights: null, includeTop: false, inputTensor, alpha: 1.0 });
+  if (name === 'resnet50') return ResNet50({ weights: null, includeTop: false, inputTensor });
+  return VGG16({ weights: null, includeTop: false, inputTensor });
+}
+
 /**
- * Builds and compiles the reference model. Initial weights come from `setInitSeed(seed)` (Keras's
- * glorot-uniform), then from `weights` when given: a VGG16 base file (13 conv layers) goes into
- * the base, a file of the whole fine-tuned model (15 layers) into the model.
+ * The learning rate over the run: a number, or a schedule of the optimizer's step. Cosine decays
+ * to 0 over all the run's steps; exponential multiplies by 0.9 each epoch (smoothly, not by
+ * staircase). Schedules need the number of steps per epoch.
  */
-export async function buildModel(s: TrainSettings, weights: WeightsFile | null = null): Promise<Built> {
+export function learningRateFor(s: TrainSettings, stepsPerEpoch?: number): number | LearningRateSchedule {
+  const schedule = s.schedule ?? 'none';
+  if (schedule === 'none') return s.learningRate;
+  if (!stepsPerEpoch || stepsPerEpoch < 1) throw new Error(`the ${schedule} learning-rate schedule needs the number of steps per epoch (got ${stepsPerEpoch}); pass it to buildModel`);
+  if (schedule === 'cosine') return new CosineDecay({ initialLearningRate: s.learningRate, decaySteps: s.epochs * stepsPerEpoch });
+  return new ExponentialDecay({ initialLearningRate: s.learningRate, decaySteps: stepsPerEpoch, decayRate: EXPONENTIAL_DECAY_PER_EPOCH });
+}
+
+/** The optimizer the settings name, with Keras's defaults besides the learning rate (and momentum for SGD and RMSprop). */
+export function optimizerFor(s: TrainSettings, stepsPerEpoch?: number): Optimizer {
+  const learningRate = learningRateFor(s, stepsPerEpoch);
+  switch (s.optimizer ?? 'sgd') {
+    case 'adam': return new Adam({ learningRate });
+    case 'adamw': return new AdamW({ learningRate });
+    case 'rmsprop': return new RMSprop({ learningRate, momentum: s.momentum });
+    default: return new SGD({ learningRate, momentum: s.momentum });
+  }
+}
+
+/**
+ * Builds and compiles the model. Initial weights come from `setInitSeed(seed)` (Keras's
+ * glorot-uniform), then from `weights` when given: a base file (VGG16: 13 layers with weights)
+ * goes into the base, a file of the whole fine-tuned model (base + top) into the model.
+ * `stepsPerEpoch` is needed for a learning-rate schedule.
+ */
+export async function buildModel(s: TrainSettings, weights: WeightsFile | null = null, options: { stepsPerEpoch?: number } = {}): Promise<Built> {
   setInitSeed(s.seed);
-  const base = await VGG16({ weights: null, includeTop: false, inputTensor: Input({ shape: [s.height, s.width, 3] }) });
+  const name = baseOf(s);
+  const info = BASES[name];
+  const base = await buildBase(name, s.height, s.width);
   let weightsInto: Built['weightsInto'] = null;
   const fileLayers = weights ? weights.layers.filter((l) => l.weights.length > 0).length : 0;
   if (weights && fileLayers === weighted(base)) {
@@ -120,19 +173,25 @@ export async function buildModel(s: TrainSettings, weights: WeightsFile | null =
     weightsInto = 'base';
   }
   for (const layer of base.layers.slice(0, s.frozen)) layer.trainable = false;
-  let x = new Flatten({ name: 'flatten' }).apply(base.output);
-  x = new Dense({ units: 256, activation: 'relu', name: 'dense' }).apply(x);
-  x = new Dropout({ rate: 0.5, name: 'dropout' }).apply(x);
-  const outputs = new Dense({ units: 1, activation: 'sigmoid', name: 'dense_1' }).apply(x);
-  const model = new Model({ inputs: base.input, outputs, name: 'vgg16_finetune' });
+  let x;
+  if (name === 'vgg16') {
+    x = new Flatten({ name: 'flatten' }).apply(base.output);
+    x = new Dense({ units: 256, activation: 'relu', name: 'dense' }).apply(x);
+    x = new Dropout({ rate: 0.5, name: 'dropout' }).apply(x);
+  } else {
+    x = new GlobalAveragePooling2D({ name: 'global_average_pooling2d' }).apply(base.output);
+    x = new Dropout({ rate: 0.2, name: 'dropout' }).apply(x);
+  }
+  const outputs = new Dense({ units: 1, activation: 'sigmoid', name: name === 'vgg16' ? 'dense_1' : 'dense' }).apply(x);
+  const model = new Model({ inputs: base.input, outputs, name: name === 'vgg16' ? 'vgg16_finetune' : `${name}_transfer` });
   if (weights && !weightsInto) {
     if (fileLayers !== weighted(model)) {
-      throw new Error(`${weights.source} has ${fileLayers} layers with weights; expected ${weighted(base)} (a VGG16 base, e.g. Keras's ImageNet notop file) or ${weighted(model)} (this page's fine-tuned model)`);
+      throw new Error(`${weights.source} has ${fileLayers} layers with weights; expected ${weighted(base)} (a ${info.builder} base, e.g. Keras's ImageNet notop file ${IMAGENET_FILES[name].fileName}) or ${weighted(model)} (this page's fine-tuned ${info.builder} model). Is the base choice right?`);
     }
     await loadLayerWeights(model, weights.layers, { source: weights.source });
     weightsInto = 'model';
   }
-  model.compile({ optimizer: new SGD({ learningRate: s.learningRate, momentum: s.momentum }), loss: 'binary_crossentropy', metrics: ['acc'] });
+  model.compile({ optimizer: optimizerFor(s, options.stepsPerEpoch), loss: 'binary_crossentropy', metrics: ['acc'] });
   model.seed = s.seed;
   return { model, base, weightsInto };
 }
@@ -144,13 +203,18 @@ export async function modelWeightsH5(model: Model): Promise<Uint8Array> {
   return writeKerasH5Bytes(model.layers.map((l) => ({ layer: l.name, weights: byLayer.get(l.name) ?? [] })));
 }
 
-/** An image file as the model's input: decoded, resized (nearest, as Keras) and scaled by 1/255, as in training. */
-export async function imageInput(file: Blob, s: Pick<TrainSettings, 'height' | 'width'>): Promise<Float32Array> {
+/**
+ * An image file as the model's input, as in training: decoded, resized (nearest, as Keras), then
+ * scaled by 1/255 (VGG16) or through the base's preprocess_input (MobileNetV2, ResNet50).
+ */
+export async function imageInput(file: Blob, s: Pick<TrainSettings, 'height' | 'width' | 'base'>): Promise<Float32Array> {
   const bytes = new Uint8Array(await file.arrayBuffer());
-  return processImage(bytes, {
+  const preprocess = preprocessFor(baseOf(s));
+  const x = await processImage(bytes, {
     height: s.height,
     width: s.width,
     interpolation: 'nearest',
-    augment: { fillMode: 'nearest', cval: 0, interpolationOrder: 1, rescale: 1 / 255 },
+    augment: { fillMode: 'nearest', cval: 0, interpolationOrder: 1, rescale: preprocess ? null : 1 / 255 },
   }, null, readPngBrowser);
+  return preprocess ? preprocess(x) : x;
 }

@@ -16,7 +16,7 @@ export interface TrainSettings {
   width: number;
   batchSize: number;
   epochs: number;
-  /** Keras's `for layer in base.layers[:frozen]: layer.trainable = False` (0..19) */
+  /** Keras's `for layer in base.layers[:frozen]: layer.trainable = False` (0 to the base's layer count: 19, 154 or 175) */
   frozen: number;
   learningRate: number;
   momentum: number;
@@ -24,7 +24,48 @@ export interface TrainSettings {
   augment: boolean;
   /** one seed for initial weights, shuffling, augmentation and dropout */
   seed: number;
+  /** the pretrained base (absent: 'vgg16', the reference program) */
+  base?: BaseName;
+  /** absent: 'sgd' (the reference program); momentum applies to SGD and RMSprop */
+  optimizer?: OptimizerName;
+  /** the learning rate over the run: constant, cosine decay to 0 over all steps, or exponential (x0.9 per epoch) */
+  schedule?: ScheduleName;
+  /** EarlyStopping on val_loss with this patience, best weights restored; 0 or absent: off */
+  earlyStopping?: number;
 }
+
+export const BASE_NAMES = ['vgg16', 'mobilenet_v2', 'resnet50'] as const;
+export type BaseName = (typeof BASE_NAMES)[number];
+export const OPTIMIZER_NAMES = ['sgd', 'adam', 'adamw', 'rmsprop'] as const;
+export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
+export const SCHEDULE_NAMES = ['none', 'cosine', 'exponential'] as const;
+export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
+
+/** Keras 3's default learning rate per optimizer (the form offers it when the optimizer changes). */
+export const DEFAULT_LEARNING_RATES: Record<OptimizerName, number> = { sgd: 0.01, adam: 0.001, adamw: 0.001, rmsprop: 0.001 };
+
+/** ExponentialDecay's rate per epoch on the page (decaySteps = one epoch's steps). */
+export const EXPONENTIAL_DECAY_PER_EPOCH = 0.9;
+
+export interface BaseInfo {
+  /** the builder's name ('VGG16') */
+  builder: string;
+  /** layers of the base without its top, input included (what `frozen` counts) */
+  layers: number;
+  /** default frozen prefix: the reference program's 15 for VGG16, the whole base for the others (Keras's transfer-learning guide) */
+  frozen: number;
+  /** the top, as text */
+  top: string;
+}
+
+/** What the page offers per base; MobileNetV2 and ResNet50 follow Keras's transfer-learning guide (as `train --base`). */
+export const BASES: Record<BaseName, BaseInfo> = {
+  vgg16: { builder: 'VGG16', layers: 19, frozen: 15, top: 'Flatten, Dense(256, relu), Dropout(0.5), Dense(1, sigmoid)' },
+  mobilenet_v2: { builder: 'MobileNetV2', layers: 154, frozen: 154, top: 'GlobalAveragePooling2D, Dropout(0.2), Dense(1, sigmoid)' },
+  resnet50: { builder: 'ResNet50', layers: 175, frozen: 175, top: 'GlobalAveragePooling2D, Dropout(0.2), Dense(1, sigmoid)' },
+};
+
+export const baseOf = (s: Pick<TrainSettings, 'base'>): BaseName => s.base ?? 'vgg16';
 
 export const DEFAULT_SETTINGS: TrainSettings = {
   height: 64,
@@ -36,6 +77,10 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   momentum: 0,
   augment: true,
   seed: 1,
+  base: 'vgg16',
+  optimizer: 'sgd',
+  schedule: 'none',
+  earlyStopping: 0,
 };
 
 /** The reference program's ImageDataGenerator for training (besides rescale). */
@@ -51,7 +96,12 @@ export function checkSettings(s: TrainSettings): string[] {
   int(s.width, 32, 1024, 'Input width');
   int(s.batchSize, 1, 512, 'Batch size');
   int(s.epochs, 1, 1000, 'Epochs');
-  int(s.frozen, 0, VGG16_LAYERS.length, 'Frozen layers');
+  const base = s.base ?? 'vgg16';
+  if (!BASE_NAMES.includes(base)) problems.push(`Base must be one of ${BASE_NAMES.join(', ')} (got ${String(base)})`);
+  int(s.frozen, 0, BASES[base]?.layers ?? VGG16_LAYERS.length, 'Frozen layers');
+  if (s.optimizer !== undefined && !OPTIMIZER_NAMES.includes(s.optimizer)) problems.push(`Optimizer must be one of ${OPTIMIZER_NAMES.join(', ')} (got ${String(s.optimizer)})`);
+  if (s.schedule !== undefined && !SCHEDULE_NAMES.includes(s.schedule)) problems.push(`Learning-rate schedule must be one of ${SCHEDULE_NAMES.join(', ')} (got ${String(s.schedule)})`);
+  if (s.earlyStopping !== undefined) int(s.earlyStopping, 0, 1000, 'Early-stopping patience');
   int(s.seed, 0, 2 ** 32 - 1, 'Seed');
   if (!(s.learningRate > 0 && s.learningRate <= 10)) problems.push(`Learning rate must be above 0 (and at most 10), got ${s.learningRate}`);
   if (!(s.momentum >= 0 && s.momentum < 1)) problems.push(`Momentum must be in [0, 1), got ${s.momentum}`);

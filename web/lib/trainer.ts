@@ -4,7 +4,13 @@
  * interrupted epoch (fit with stepsPerEpoch = the steps left) and then the remaining epochs. The
  * flows are endless streams and the model keeps its step counter and momentum, so a stopped and
  * resumed run gives exactly the numbers of an uninterrupted one. Platform-free.
+ *
+ * EarlyStopping is driven here rather than passed to fit: a run may be several fit() calls (a
+ * resume finishes the interrupted epoch in one of its own), and EarlyStopping resets at each
+ * fit's start and restores at each fit's end. The trainer starts it once, shows it only whole
+ * epochs, and lets it restore the best weights only when training really ends.
  */
+import type { CallbackModel, EarlyStopping } from '../../src/graph/callbacks.ts';
 import type { Logs, Model } from '../../src/graph/model.ts';
 import type { DirectoryIterator } from '../../src/io/flow.ts';
 
@@ -19,6 +25,8 @@ export interface StepRecord {
   size: number;
   /** time since the previous step finished (or since training (re)started) */
   ms: number;
+  /** the learning rate this step's update used (the optimizer's, schedule applied) */
+  lr: number;
 }
 
 export interface EpochRecord {
@@ -30,6 +38,8 @@ export interface EpochRecord {
   valAcc: number;
   /** the global step it ended on */
   global: number;
+  /** the learning rate of the epoch's last update (logs.learning_rate when a callback logged one) */
+  learningRate: number;
   /** ended by a stop before its last step (Keras still validates then); replaced when resumed */
   partial: boolean;
 }
@@ -43,6 +53,11 @@ export interface TrainerEvents {
 
 export type TrainerState = 'ready' | 'running' | 'stopping' | 'paused' | 'done' | 'failed';
 
+export interface TrainerOptions {
+  /** Keras's EarlyStopping (e.g. on val_loss with restoreBestWeights); see the note above */
+  earlyStopping?: EarlyStopping | null;
+}
+
 export class Trainer {
   readonly steps: StepRecord[] = [];
   readonly epochs: EpochRecord[] = [];
@@ -51,6 +66,10 @@ export class Trainer {
   /** the epoch in progress (or next), and how many of its steps are done */
   epoch = 0;
   stepInEpoch = 0;
+  /** the epoch (0-based) after which EarlyStopping ended training, or null */
+  stoppedEpoch: number | null = null;
+  /** the epoch (0-based) whose weights EarlyStopping put back at the end, or null */
+  restoredEpoch: number | null = null;
   private stopRequested = false;
   private last = 0;
 
@@ -60,6 +79,7 @@ export class Trainer {
     readonly test: DirectoryIterator,
     readonly totalEpochs: number,
     private readonly events: TrainerEvents = {},
+    private readonly options: TrainerOptions = {},
   ) {}
 
   get stepsPerEpoch(): number {
@@ -81,8 +101,13 @@ export class Trainer {
     this.state = 'running';
     this.stopRequested = false;
     this.last = now();
+    const es = this.options.earlyStopping ?? null;
     try {
-      while (this.epoch < this.totalEpochs && !this.stopRequested) {
+      if (es && this.steps.length === 0) {
+        es.setModel(this.model as unknown as CallbackModel);
+        es.onTrainBegin();
+      }
+      while (this.epoch < this.totalEpochs && !this.stopRequested && this.stoppedEpoch === null) {
         const resuming = this.stepInEpoch > 0;
         await this.model.fit(this.train, {
           epochs: resuming ? this.epoch + 1 : this.totalEpochs,
@@ -94,7 +119,12 @@ export class Trainer {
           callbacks: [this.callback()],
         });
       }
-      this.state = this.epoch >= this.totalEpochs ? 'done' : 'paused';
+      const finished = this.epoch >= this.totalEpochs || this.stoppedEpoch !== null;
+      if (finished && es) {
+        await es.onTrainEnd(); // restores the best epoch's weights (Keras: also without an early stop)
+        if (es.restoreBestWeights && es.best !== null) this.restoredEpoch = es.bestEpoch;
+      }
+      this.state = finished ? 'done' : 'paused';
     } catch (e) {
       this.error = e instanceof Error ? e : new Error(String(e));
       this.state = 'failed';
@@ -111,14 +141,16 @@ export class Trainer {
       },
       onBatchEnd: (_step: number, logs: { loss: number; acc: number; size: number }) => {
         const t = now();
-        const rec: StepRecord = { epoch: this.epoch, step: this.stepInEpoch, global: this.steps.length + 1, loss: logs.loss, acc: logs.acc, size: logs.size, ms: t - this.last };
+        // the trainer's model starts at update 0, so step n (from 1) was update n - 1
+        const lr = this.model.optimizer.currentLearningRate(this.steps.length);
+        const rec: StepRecord = { epoch: this.epoch, step: this.stepInEpoch, global: this.steps.length + 1, loss: logs.loss, acc: logs.acc, size: logs.size, ms: t - this.last, lr };
         this.last = t;
         this.steps.push(rec);
         this.stepInEpoch++;
         if (this.stopRequested) this.model.stopTraining = true;
         this.events.onStep?.(rec);
       },
-      onEpochEnd: (_epoch: number, logs: Logs) => {
+      onEpochEnd: async (_epoch: number, logs: Logs) => {
         const mine = this.steps.filter((s) => s.epoch === this.epoch);
         const seen = mine.reduce((a, s) => a + s.size, 0);
         const rec: EpochRecord = {
@@ -128,8 +160,14 @@ export class Trainer {
           valLoss: logs.val_loss ?? NaN,
           valAcc: logs.val_acc ?? NaN,
           global: this.steps.length,
+          learningRate: logs.learning_rate ?? mine[mine.length - 1]?.lr ?? NaN,
           partial: this.stepInEpoch < this.stepsPerEpoch,
         };
+        const es = this.options.earlyStopping;
+        if (es && !rec.partial) {
+          await es.onEpochEnd(this.epoch, logs); // sets model.stopTraining when it stops
+          if (es.stoppedEpoch > 0) this.stoppedEpoch = es.stoppedEpoch;
+        }
         const prev = this.epochs.length ? this.epochs[this.epochs.length - 1] : null;
         if (prev && prev.epoch === rec.epoch) this.epochs.pop(); // a resumed epoch replaces its partial record
         this.epochs.push(rec);
