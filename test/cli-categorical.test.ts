@@ -63,6 +63,10 @@ describe('three classes from the CLI', () => {
     const ev = JSON.parse(e.stdout);
     expect(ev.loss).toBeCloseTo(history.history.val_loss[0], 4);
     expect(ev.acc).toBeCloseTo(history.history.val_acc[0], 4);
+    const counts = ev.confusion.counts as number[][];
+    expect(counts).toHaveLength(3);
+    expect(counts.flat().reduce((a, b) => a + b, 0)).toBe(ev.samples);
+    expect(counts.reduce((a, row, i) => a + row[i], 0) / ev.samples).toBeCloseTo(ev.acc, 6);
   });
 
   it('refuses --class-mode binary for three class folders, saying what to do', async () => {

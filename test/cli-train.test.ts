@@ -132,6 +132,15 @@ describe('webgpu-finetune train / predict / evaluate', () => {
     expect(ev.acc).toBeCloseTo(correct / 4, 6);
     const bce = out.predictions.reduce((sum: number, r: { file: string; output: number }) => sum - Math.log(r.file.includes('/squares/') ? r.output : 1 - r.output), 0) / 4;
     expect(ev.loss).toBeCloseTo(bce, 4);
+    // the confusion matrix tallies the same predictions (rows: true class, columns: predicted)
+    const counts = [[0, 0], [0, 0]];
+    for (const r of out.predictions as { file: string; class: string }[]) counts[r.file.includes('/squares/') ? 1 : 0][r.class === 'squares' ? 1 : 0]++;
+    expect(ev.confusion.counts).toEqual(counts);
+    const recall = counts[1][1] / (counts[1][0] + counts[1][1]);
+    expect(ev.perClass.squares.recall).toBeCloseTo(recall, 6);
+    const text = await cli(['evaluate', '--model', A, '--data', join(data, 'test')]);
+    expect(text.stdout).toMatch(/Confusion matrix \(rows: true class, columns: predicted class\):\n\s+circles\s+squares\ncircles\s+\d\s+\d\nsquares\s+\d\s+\d\n/);
+    expect(text.stdout).toMatch(/class\s+precision\s+recall\s+images\ncircles\s+(-|[01]\.\d{4})\s+[01]\.\d{4}\s+2\n/);
   }, 120_000);
 
   it('kill -9 during epoch 2, then --resume: the same history and weights as the uninterrupted run', async () => {

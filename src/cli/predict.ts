@@ -7,6 +7,7 @@ import { compareCodePoints, hasImageExtension } from '../io/dataset.ts';
 import { checkImage, MAX_IMAGE_PIXELS } from '../io/image-decode.ts';
 import { processImage, type ImageSpec } from '../io/pipeline.ts';
 import { readPngNode } from '../io/png-node.ts';
+import { confusionMatrix, type ConfusionMatrix } from '../graph/confusion.ts';
 import { display, int, parse, required, UsageError } from './args.ts';
 import { CHECKPOINT_FILE, readCheckpoint } from './checkpoint.ts';
 import { baseOf, BASES, referenceModel } from './reference-model.ts';
@@ -30,17 +31,34 @@ preprocess_input instead).
 
 export const EVALUATE_HELP = `webgpu-finetune evaluate --model RUN_DIR --data DIR [--json] [--batch N]
 
-Loss and accuracy of a trained run on a folder of images (one subfolder per class, the same
-classes as in training), as Keras's model.evaluate on a flow_from_directory with rescale 1/255
-(or the base's preprocess_input, as the run's validation images).
+Loss, accuracy and the run's other metrics on a folder of images (one subfolder per class, the
+same classes as in training), as Keras's model.evaluate on a flow_from_directory with rescale
+1/255 (or the base's preprocess_input, as the run's validation images); then the confusion
+matrix (rows: true class, columns: predicted; p > 0.5 for two classes, else the most probable)
+with each class's precision and recall.
 
   --model DIR   the run folder                                                 (required)
   --data DIR    the images                                                      (required)
-  --json        print { "loss": ..., "acc": ..., "samples": ... }
+  --json        print { "loss", "acc" (and the run's other metrics), "samples", "classes",
+                "confusion": { "counts": [[...]] }, "perClass": { CLASS: { precision, recall, images } } }
   --batch N     batch size                                                  [the run's batch]
   --max-image-pixels N|none
                 images with more pixels are skipped (decompression bombs)  [the run's]
 `;
+
+const nanToNull = (x: number) => (Number.isNaN(x) ? null : x);
+
+/** The confusion matrix as a table (rows: true class, columns: predicted) and each class's precision and recall. */
+export function confusionLines(cm: ConfusionMatrix): string[] {
+  const w = Math.max(9, ...cm.classes.map((c) => c.length)) + 2;
+  const cell = (t: string | number) => String(t).padStart(w);
+  const lines = ['', 'Confusion matrix (rows: true class, columns: predicted class):', `${''.padEnd(w)}${cm.classes.map(cell).join('')}`];
+  cm.counts.forEach((row, i) => lines.push(`${cm.classes[i].padEnd(w)}${row.map(cell).join('')}`));
+  const f = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(4));
+  lines.push('', `${'class'.padEnd(w)}${cell('precision')}${cell('recall')}${cell('images')}`);
+  cm.classes.forEach((c, i) => lines.push(`${c.padEnd(w)}${cell(f(cm.precision[i]))}${cell(f(cm.recall[i]))}${cell(cm.counts[i].reduce((a, b) => a + b, 0))}`));
+  return lines;
+}
 
 /** --max-image-pixels as given (undefined: the run's setting, else Pillow's default). */
 function pixelLimit(v: string | undefined, settings: Pick<RunSettings, 'maxImagePixels'>): number | null {
@@ -210,9 +228,16 @@ export async function evaluateCommand(args: string[]): Promise<number> {
     maxImagePixels: pixelLimit(v['max-image-pixels'], settings),
   });
   try {
-    const [loss, acc] = await model.evaluate(flow);
-    if (v.json) console.log(JSON.stringify({ loss, acc, samples: flow.samples, classes }));
-    else console.log(`${flow.samples} images: loss: ${loss.toFixed(4)} - acc: ${acc.toFixed(4)}`);
+    const logs = await model.evaluateLogs(flow);
+    const names = Object.keys(flow.classIndices);
+    const cm = await confusionMatrix(model, flow, names);
+    if (v.json) {
+      const perClass = Object.fromEntries(names.map((n, i) => [n, { precision: nanToNull(cm.precision[i]), recall: nanToNull(cm.recall[i]), images: cm.counts[i].reduce((a, b) => a + b, 0) }]));
+      console.log(JSON.stringify({ ...logs, samples: flow.samples, classes, confusion: { rows: 'true class', columns: 'predicted class', counts: cm.counts }, perClass }));
+    } else {
+      console.log(`${flow.samples} images: ${Object.entries(logs).map(([k, x]) => `${k}: ${x.toFixed(4)}`).join(' - ')}`);
+      for (const line of confusionLines(cm)) console.log(line);
+    }
   } finally {
     await flow.close();
   }
