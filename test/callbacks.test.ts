@@ -413,3 +413,51 @@ describe('CSVLogger', () => {
     await expect(fit(new FakeModel(), [new CSVLogger(join(dir, 'missing', 'log.csv'))], [{ loss: 1 }])).rejects.toThrow(/CSVLogger: cannot open/);
   });
 });
+
+describe('state across fit() calls (a resumed run)', () => {
+  it('EarlyStopping and ReduceLROnPlateau given their state decide as one uninterrupted fit', async () => {
+    const values = [0.9, 0.8, 0.85, 0.84, 0.83, 0.7, 0.75, 0.76];
+    const logs = series('val_loss', values);
+    const whole = new FakeModel();
+    const es = new EarlyStopping({ patience: 3, restoreBestWeights: true });
+    const pl = new ReduceLROnPlateau({ patience: 1, factor: 0.5, minDelta: 0 });
+    const a = await fit(whole, [pl, es], logs);
+
+    // the same epochs in two fits: state saved after epoch 3 (as JSON) and put into new instances
+    const split = new FakeModel();
+    const es1 = new EarlyStopping({ patience: 3, restoreBestWeights: true });
+    const pl1 = new ReduceLROnPlateau({ patience: 1, factor: 0.5, minDelta: 0 });
+    const list = new CallbackList([pl1, es1], split);
+    await list.trainBegin();
+    for (let e = 0; e < 3; e++) {
+      split.trained = e + 1;
+      await list.epochEnd(e, { ...logs[e] });
+    }
+    const saved = JSON.parse(JSON.stringify({ es: es1.getState(), pl: pl1.getState() }));
+    const best = await (async () => {
+      const keep = split.trained;
+      split.trained = saved.es.bestEpoch + 1; // best/ on disk holds the best epoch's weights
+      const w = await split.getWeights();
+      split.trained = keep;
+      return w;
+    })();
+    const es2 = new EarlyStopping({ patience: 3, restoreBestWeights: true });
+    const pl2 = new ReduceLROnPlateau({ patience: 1, factor: 0.5, minDelta: 0 });
+    es2.setState(saved.es, best);
+    pl2.setState(saved.pl);
+    const list2 = new CallbackList([pl2, es2], split);
+    split.stopTraining = false;
+    await list2.trainBegin(); // keeps the state given (a fresh fit would start over)
+    let ran = 3;
+    for (let e = 3; e < logs.length && !split.stopTraining; e++, ran++) {
+      split.trained = e + 1;
+      await list2.epochEnd(e, { ...logs[e] });
+    }
+    await list2.trainEnd();
+    expect(ran).toBe(a.ran);
+    expect(es2.stoppedEpoch).toBe(es.stoppedEpoch);
+    expect(es2.bestEpoch).toBe(es.bestEpoch);
+    expect(split.trained).toBe(whole.trained); // the same best epoch's weights restored
+    expect(split.optimizer.learningRate).toBe(whole.optimizer.learningRate);
+  });
+});
