@@ -3,34 +3,19 @@
 // Ctrl-C mid-epoch and after kill -9 giving the uninterrupted run's history and weights exactly
 // (optimizer moments, schedule position, learning rate, callback state and metric sums all in
 // the checkpoint).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../src/cli/checkpoint.ts';
 import { writeSampleFolders } from '../src/io/sample-data-node.ts';
+import { cliRunner, type Run } from './helpers/cli.ts';
 
-const BIN = resolve('bin/webgpu-finetune.mjs');
 const tmp = mkdtempSync(join(tmpdir(), 'wgft-loop-'));
 const data = join(tmp, 'data');
 const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', WEBGPU_FINETUNE_CACHE: join(tmp, 'cache') };
 
-interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
-function cli(args: string[], onStdout?: (text: string, child: ChildProcess) => void): Promise<Run> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      onStdout?.(stdout, child);
-    });
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', rej);
-    child.on('exit', (code, signal) => res({ code, signal, stdout, stderr }));
-  });
-}
+const cli = cliRunner(env);
 const json = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 const args = (out: string) => ['train', '--train', join(data, 'train'), '--val', join(data, 'test'), '--size', '32x32', '--batch', '4', '--epochs', '3',
   '--weights', 'none', '--seed', '5', '--freeze', '17', '--optimizer', 'adam', '--lr', '0.002', '--lr-schedule', 'cosine', '--warmup-epochs', '1',
