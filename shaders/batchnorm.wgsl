@@ -11,7 +11,9 @@
 //                  writes mean, invStd = 1/sqrt(M2/rows + eps) (biased variance, as Keras),
 //                  updates the moving statistics in place and writes coef for `affine`.
 // Gradient sums (sum dy and sum dy*(x - mean), per channel) use the same two-dispatch layout:
-// grad_partial, grad_final.
+// grad_partial, grad_final. The inference-mode backward of a layer whose gamma/beta train
+// (Keras's base(x, training=False) with the base unfrozen) binds the moving mean as `mean` in
+// grad_partial and merges with infer_grad_final: dgamma, dbeta and coef for `scale`.
 //
 // Elementwise passes read per-channel coefficients coef[c] (vec4) prepared by a per-channel
 // pass, so each element costs a load of x (dy) and one fma-like expression:
@@ -203,6 +205,28 @@ fn grad_final(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index
     let k = gamma[c] * inv;
     let rn = 1.0 / f32(p.rows);
     coef[c] = vec4f(k, mean[c], -k * inv * dg * rn, db * rn);
+  }
+}
+
+// Merges grad_partial's chunks taken around the moving mean: dbeta = sum dy,
+// dgamma = sum dy*(x - movingMean) / sqrt(movingVar + eps); coef as infer_grad_prep writes it
+// (same expression, so dx matches the plain inference backward bit for bit).
+@compute @workgroup_size(WG)
+fn infer_grad_final(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let lane = lid / TC;
+  let c = wid.x * TC + lid % TC;
+  var s = vec2f(0.0);
+  if (c < p.C) {
+    for (var g = lane; g < p.groups; g += TR) { s += part[g * p.C + c]; }
+  }
+  wa[lid] = s.x;
+  wb[lid] = s.y;
+  sum_lanes(lid, lane);
+  if (lane == 0u && c < p.C) {
+    let sd = sqrt(movingVar[c] + p.eps);
+    dbeta[c] = wa[lid];
+    dgamma[c] = wb[lid] / sd;
+    coef[c] = vec4f(gamma[c] / sd, 0.0, 0.0, 0.0);
   }
 }
 

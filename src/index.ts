@@ -1,6 +1,6 @@
 // webgpu-finetune: the public API (Keras / TF.js style).
 export {
-  Input, Layer, InputLayer, setInitSeed, Conv2D, DepthwiseConv2D, Dense, BatchNormalization, Flatten, Dropout, Activation, ReLU,
+  Input, Layer, InputLayer, setInitSeed, Conv2D, DepthwiseConv2D, Dense, BatchNormalization, setInferenceMode, Flatten, Dropout, Activation, ReLU,
   MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Add, ZeroPadding2D,
 } from './graph/layers.ts';
 export { SymbolicTensor } from './graph/symbolic.ts';

@@ -4,7 +4,7 @@ export type { ProgramContext, LayerProgram, ForwardIO, BackwardIO, BackwardReads
 export { Conv2D, type Conv2DConfig } from './layers/conv2d.ts';
 export { DepthwiseConv2D, type DepthwiseConv2DConfig } from './layers/depthwise-conv2d.ts';
 export { Dense, type DenseConfig } from './layers/dense.ts';
-export { BatchNormalization, type BatchNormalizationConfig } from './layers/batchnorm.ts';
+export { BatchNormalization, setInferenceMode, type BatchNormalizationConfig } from './layers/batchnorm.ts';
 export { Flatten, Dropout, Activation, ReLU } from './layers/core.ts';
 export { MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, type Pooling2DConfig } from './layers/pooling.ts';
 export { Add } from './layers/merge.ts';

@@ -5,6 +5,7 @@ import { currentGpu, getGpu } from './backend.ts';
 import { kerasLayerOrder } from './graph.ts';
 import { sizeOf, type Layer, type Param } from './layer.ts';
 import type { CallbackHooks } from './callbacks.ts';
+import { BatchNormalization } from './layers/batchnorm.ts';
 import { normalizeClassWeight, sampleWeights } from './class-weights.ts';
 import { resolveMetrics, type MetricSpec } from './metrics.ts';
 import { optimizerFromName, type Optimizer } from './optimizers.ts';
@@ -121,11 +122,15 @@ export class NonFiniteLossError extends Error {
 
 const DEFAULT_BINDING = 128 * 1024 * 1024;
 
+const inferenceModeOf = (l: Layer) => l instanceof BatchNormalization && l.inferenceMode;
+
 interface Compiled {
   optimizer: Optimizer;
   loss: LossName;
   /** The trainable flags at compile time (Keras reads them there). */
   trainable: boolean[];
+  /** BatchNormalization inferenceMode flags at compile time (plans build the mode in). */
+  inferenceMode: boolean[];
   metrics: MetricSpec[];
 }
 
@@ -247,7 +252,7 @@ export class Model {
     const metrics = resolveMetrics(config.metrics ?? [], config.loss, sizeOf(this.outputs.shape));
     planNodes({ layers: this.layers, output: this.outputs, loss: config.loss }); // checks the head fits the loss
     this.releaseDevice();
-    this.compiled = { optimizer, loss: config.loss, trainable: this.layers.map((l) => l.trainable), metrics };
+    this.compiled = { optimizer, loss: config.loss, trainable: this.layers.map((l) => l.trainable), inferenceMode: this.layers.map(inferenceModeOf), metrics };
     this.iteration = 0;
   }
 
@@ -279,6 +284,8 @@ export class Model {
     const c = predictOnly ? null : this.requireCompiled('training');
     const changed = c ? this.layers.find((l, i) => l.trainable !== c.trainable[i]) : undefined;
     if (changed) throw new Error(`${changed.name}.trainable changed after compile(): call compile() again so the change takes effect (Keras reads trainable flags at compile time)`);
+    const modeChanged = c ? this.layers.find((l, i) => inferenceModeOf(l) !== c.inferenceMode[i]) : undefined;
+    if (modeChanged) throw new Error(`${modeChanged.name}.inferenceMode changed after compile(): call compile() again so the change takes effect (plans are built with each BatchNormalization's mode)`);
     const key = `${batch}${c ? '' : ' predict'}`;
     let p = this.plans.get(key);
     if (!p) {

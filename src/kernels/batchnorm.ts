@@ -31,7 +31,9 @@ type Binding = [GPUBuffer, number]; // buffer, floats it must hold
  * a parallel Welford pass merged with Chan's formula (stable for |mean| >> std, unlike
  * E[x^2] - E[x]^2); the moving statistics are updated in place; the backward pass is the full
  * gradient through the batch statistics. Inference or a frozen layer (inferForward /
- * inferBackward): the moving statistics, nothing updated.
+ * inferBackward): the moving statistics, nothing updated. Inference mode with gamma/beta
+ * training (Keras's base(x, training=False) with the base unfrozen): inferForward and
+ * inferAffineBackward, which adds dgamma / dbeta around the moving statistics.
  *
  * center=false / scale=false: the op takes no beta / gamma (and gives no dbeta / dgamma); the
  * kernel binds its own zeros / ones instead. Every output buffer is fully overwritten by each op,
@@ -46,7 +48,7 @@ export class BatchNormKernel {
   private constructor(
     private readonly gpu: Gpu,
     shape: Required<BatchNormShape>,
-    private readonly pipes: Record<'statsPartial' | 'statsFinal' | 'gradPartial' | 'gradFinal' | 'inferPrep' | 'inferGradPrep' | 'affine' | 'gradInput' | 'scale', Pipeline>,
+    private readonly pipes: Record<'statsPartial' | 'statsFinal' | 'gradPartial' | 'gradFinal' | 'inferGradFinal' | 'inferPrep' | 'inferGradPrep' | 'affine' | 'gradInput' | 'scale', Pipeline>,
     private readonly params: GPUBuffer,
     private readonly scratch: { part: GPUBuffer; coef: GPUBuffer; dgamma: GPUBuffer; dbeta: GPUBuffer; ones: GPUBuffer | null; zeros: GPUBuffer | null },
     /** Row chunks (reduction workgroups along x) and channel tiles (along y). */
@@ -94,8 +96,8 @@ export class BatchNormKernel {
     const sfx = vec4 ? '4' : '';
     const reduce = (entryPoint: string) => gpu.pipeline(SHADER, { entryPoint, constants: { TC } });
     const plain = (entryPoint: string) => gpu.pipeline(SHADER, { entryPoint });
-    const [statsPartial, statsFinal, gradPartial, gradFinal, inferPrep, inferGradPrep, affine, gradInput, scaleP] = await Promise.all([
-      reduce('stats_partial'), reduce('stats_final'), reduce('grad_partial'), reduce('grad_final'),
+    const [statsPartial, statsFinal, gradPartial, gradFinal, inferGradFinal, inferPrep, inferGradPrep, affine, gradInput, scaleP] = await Promise.all([
+      reduce('stats_partial'), reduce('stats_final'), reduce('grad_partial'), reduce('grad_final'), reduce('infer_grad_final'),
       plain('infer_prep'), plain('infer_grad_prep'), plain(`affine${sfx}`), plain(`grad_input${sfx}`), plain(`scale${sfx}`),
     ]);
 
@@ -114,7 +116,7 @@ export class BatchNormKernel {
     };
     const full = { rows: R, channels: C, epsilon, momentum, center, scale, label };
     return new BatchNormKernel(gpu, full,
-      { statsPartial, statsFinal, gradPartial, gradFinal, inferPrep, inferGradPrep, affine, gradInput, scale: scaleP },
+      { statsPartial, statsFinal, gradPartial, gradFinal, inferGradFinal, inferPrep, inferGradPrep, affine, gradInput, scale: scaleP },
       params, scratch, groups, tiles, vec4);
   }
 
@@ -261,6 +263,41 @@ export class BatchNormKernel {
     return this.seq(pass, [
       this.gpu.dispatch(this.name(`${pass} coefficients`), this.pipes.inferGradPrep, prep, this.gpu.grid(Math.ceil(C / WG))),
       this.elementwise(pass, this.pipes.scale, { dy: b.dy, dx: b.dx }),
+    ]);
+  }
+
+  /**
+   * Inference-mode backward of a layer whose gamma / beta train (moving statistics fixed, so
+   * no gradient through them): with sd = sqrt(movingVar + epsilon), dx = dy*gamma/sd,
+   * dgamma = sum(dy*(x - movingMean))/sd, dbeta = sum(dy) (per channel, over the rows). Each
+   * given output is overwritten; dx, dgamma and dbeta may each be omitted, not all three.
+   * dx is bit-identical to inferBackward's.
+   */
+  inferAffineBackward(b: { x: GPUBuffer; dy: GPUBuffer; gamma?: GPUBuffer; movingMean: GPUBuffer; movingVar: GPUBuffer; dx?: GPUBuffer; dgamma?: GPUBuffer; dbeta?: GPUBuffer }): GpuOp {
+    const pass = 'inferAffineBackward';
+    const s = this.shape;
+    const C = s.channels;
+    const { gamma } = this.affineParams(pass, b.gamma, undefined, false);
+    if (!s.scale && b.dgamma) throw new Error(`${this.name(pass)}: 'dgamma' given but the layer has scale=false (no gamma)`);
+    if (!s.center && b.dbeta) throw new Error(`${this.name(pass)}: 'dbeta' given but the layer has center=false (no beta)`);
+    if (!b.dx && !b.dgamma && !b.dbeta) throw new Error(`${this.name(pass)}: no output given; pass at least one of dx, dgamma, dbeta`);
+    const given: Record<string, GPUBuffer> = { x: b.x, dy: b.dy, movingMean: b.movingMean, movingVar: b.movingVar };
+    if (b.gamma) given.gamma = b.gamma;
+    if (b.dx) given.dx = b.dx;
+    if (b.dgamma) given.dgamma = b.dgamma;
+    if (b.dbeta) given.dbeta = b.dbeta;
+    this.check(pass, given, { x: this.size, dy: this.size, dx: this.size, movingMean: C, movingVar: C, gamma: C, dgamma: C, dbeta: C });
+    const { part, coef } = this.scratch;
+    // grad_partial's sums around `mean`: here the moving mean (read only, though bound read_write)
+    const partial = this.bind(pass, this.pipes.gradPartial, { x: [b.x, this.size], dy: [b.dy, this.size], mean: [b.movingMean, C], part: [part, this.groups * C * 2] });
+    const final = this.bind(pass, this.pipes.inferGradFinal, {
+      part: [part, this.groups * C * 2], gamma: [gamma, C], movingVar: [b.movingVar, C],
+      dgamma: [b.dgamma ?? this.scratch.dgamma, C], dbeta: [b.dbeta ?? this.scratch.dbeta, C], coef: [coef, C * 4],
+    });
+    return this.seq(pass, [
+      this.gpu.dispatch(this.name(`${pass} sums`), this.pipes.gradPartial, partial, [this.groups, this.tiles]),
+      this.gpu.dispatch(this.name(`${pass} sums merge`), this.pipes.inferGradFinal, final, [this.tiles]),
+      ...(b.dx ? [this.elementwise(pass, this.pipes.scale, { dy: b.dy, dx: b.dx })] : []),
     ]);
   }
 

@@ -92,3 +92,25 @@ export function bnInferBackwardRef(dy: ArrayLike<number>, d: BnDims, gamma: Arra
   const C = d.channels;
   return Float64Array.from(dy, (g, i) => g * (gamma ? gamma[i % C] : 1) / Math.sqrt(movingVar[i % C] + d.epsilon));
 }
+
+/**
+ * Inference-mode backward with gamma / beta training (Keras's base(x, training=False)): the
+ * moving statistics are constants, so y = gamma*xhat + beta with xhat = (x - movingMean)/sd,
+ * sd = sqrt(movingVar + eps), gives dx = dy*gamma/sd, dgamma = sum(dy*xhat), dbeta = sum(dy).
+ */
+export function bnInferAffineBackwardRef(x: ArrayLike<number>, dy: ArrayLike<number>, d: BnDims, gamma: ArrayLike<number> | null, movingMean: ArrayLike<number>, movingVar: ArrayLike<number>): { dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array } {
+  const { rows: R, channels: C } = d;
+  const dx = new Float64Array(R * C);
+  const dgamma = new Float64Array(C);
+  const dbeta = new Float64Array(C);
+  for (let r = 0; r < R; r++) {
+    for (let c = 0; c < C; c++) {
+      const i = r * C + c;
+      const sd = Math.sqrt(movingVar[c] + d.epsilon);
+      dx[i] = dy[i] * (gamma ? gamma[c] : 1) / sd;
+      dgamma[c] += dy[i] * (x[i] - movingMean[c]) / sd;
+      dbeta[c] += dy[i];
+    }
+  }
+  return { dx, dgamma, dbeta };
+}

@@ -1,6 +1,6 @@
 import { BatchNormKernel } from '../../kernels/batchnorm.ts';
 import { foldBatchNorm } from '../../kernels/batchnorm-fold.ts';
-import { Param, sizeOf, UnaryLayer, type BackwardReads, type LayerProgram, type ProgramContext } from '../layer.ts';
+import { Param, sizeOf, UnaryLayer, type BackwardReads, type Layer, type LayerProgram, type ProgramContext } from '../layer.ts';
 
 export interface BatchNormalizationConfig {
   axis?: number;
@@ -8,6 +8,8 @@ export interface BatchNormalizationConfig {
   epsilon?: number;
   center?: boolean;
   scale?: boolean;
+  /** See BatchNormalization.inferenceMode; default false. */
+  inferenceMode?: boolean;
   name?: string;
 }
 
@@ -16,6 +18,10 @@ export interface BatchNormalizationConfig {
  * moving update only in a training step of a trainable layer; otherwise (evaluation, predict,
  * or trainable = false even inside fit) the moving statistics. Weights: gamma, beta (trainable),
  * moving_mean, moving_variance (not).
+ *
+ * `inferenceMode` is Keras's `base(x, training=False)` (the transfer-learning guide): the
+ * moving statistics in every step, never updated, while gamma / beta still train if the layer
+ * is trainable, so unfreezing the top of a base does not let small batches move its statistics.
  */
 export class BatchNormalization extends UnaryLayer {
   readonly className = 'BatchNormalization';
@@ -23,6 +29,14 @@ export class BatchNormalization extends UnaryLayer {
   readonly epsilon: number;
   readonly center: boolean;
   readonly scale: boolean;
+  /**
+   * Keras's `base(x, training=False)`: when true, training steps also normalise with the moving
+   * statistics and leave them alone; a trainable layer's gamma / beta still get gradients
+   * (dgamma = sum dy*(x - moving_mean)/sqrt(moving_var + eps), dbeta = sum dy). Same program in
+   * training and evaluation. Read when a model builds its plans: set it before compile()
+   * (setInferenceMode() sets it on many layers at once). Default false.
+   */
+  inferenceMode: boolean;
 
   constructor(config: BatchNormalizationConfig = {}) {
     super(config.name, 'batch_normalization');
@@ -31,6 +45,8 @@ export class BatchNormalization extends UnaryLayer {
     this.epsilon = config.epsilon ?? 1e-3;
     this.center = config.center ?? true;
     this.scale = config.scale ?? true;
+    this.inferenceMode = config.inferenceMode ?? false;
+    if (typeof this.inferenceMode !== 'boolean') throw new Error(`${this.name}: inferenceMode must be true or false, got ${String(this.inferenceMode)}`);
     if (!(this.momentum >= 0 && this.momentum <= 1)) throw new Error(`${this.name}: momentum must be in [0, 1], got ${this.momentum}`);
     if (!(this.epsilon > 0)) throw new Error(`${this.name}: epsilon must be > 0, got ${this.epsilon}`);
   }
@@ -57,21 +73,28 @@ export class BatchNormalization extends UnaryLayer {
     return { gamma, beta, mean: i, variance: i + 1 };
   }
 
-  /** Batch statistics in this context (a training step of a trainable layer). */
+  /** Batch statistics in this context (a training step of a trainable layer, not in inference mode). */
   private batchStats(ctx: Pick<ProgramContext, 'training' | 'paramGrads'>): boolean {
-    return ctx.training && this.trainable;
+    return ctx.training && this.trainable && !this.inferenceMode;
+  }
+
+  /** Moving statistics with gamma / beta gradients wanted (inference mode, trainable). */
+  private affineGrads(ctx: Pick<ProgramContext, 'training' | 'paramGrads'>): boolean {
+    return !this.batchStats(ctx) && ctx.paramGrads && this.trainable && (this.scale || this.center);
   }
 
   override get trainingDependent(): boolean {
-    return this.trainable;
+    return this.trainable && !this.inferenceMode;
   }
 
   override backwardReads(ctx: Pick<ProgramContext, 'training' | 'paramGrads'>): BackwardReads {
-    return { inputs: this.batchStats(ctx), output: false };
+    // both gradient reductions read x (dgamma needs x - moving_mean; dbeta shares the pass)
+    return { inputs: this.batchStats(ctx) || this.affineGrads(ctx), output: false };
   }
 
   override get canFold(): boolean {
-    return !this.trainable; // a trainable BN normalises with batch statistics in training steps
+    // a trainable BN trains gamma / beta (inference mode too): folded weights would go stale
+    return !this.trainable;
   }
 
   /** Reads host copies of the weights: the plan reads them back from the device first. */
@@ -92,6 +115,18 @@ export class BatchNormalization extends UnaryLayer {
     const k = await BatchNormKernel.create(gpu, { rows, channels, epsilon: this.epsilon, momentum: this.momentum, center: this.center, scale: this.scale, label: ctx.label });
     const q = this.parts;
     const opt = (params: GPUBuffer[], i: number) => (i >= 0 ? params[i] : undefined);
+    if (this.affineGrads(ctx)) {
+      return {
+        forward: ({ xs, y, params }) => [k.inferForward({ x: xs[0], gamma: opt(params, q.gamma), beta: opt(params, q.beta), movingMean: params[q.mean], movingVar: params[q.variance], y })],
+        backward: ({ xs, dy, dxs, params, grads }) => {
+          const dgamma = q.gamma >= 0 ? grads[q.gamma] ?? undefined : undefined;
+          const dbeta = q.beta >= 0 ? grads[q.beta] ?? undefined : undefined;
+          if (!dgamma && !dbeta) return dxs[0] ? [k.inferBackward({ dy, gamma: opt(params, q.gamma), movingVar: params[q.variance], dx: dxs[0] })] : [];
+          return [k.inferAffineBackward({ x: xs[0], dy, gamma: opt(params, q.gamma), movingMean: params[q.mean], movingVar: params[q.variance], dx: dxs[0] ?? undefined, dgamma, dbeta })];
+        },
+        destroy: () => k.destroy(),
+      };
+    }
     if (!this.batchStats(ctx)) {
       return {
         forward: ({ xs, y, params }) => [k.inferForward({ x: xs[0], gamma: opt(params, q.gamma), beta: opt(params, q.beta), movingMean: params[q.mean], movingVar: params[q.variance], y })],
@@ -119,4 +154,21 @@ export class BatchNormalization extends UnaryLayer {
       },
     };
   }
+}
+
+/**
+ * Sets `inferenceMode` on every BatchNormalization among `layers` (e.g. a base model's layers,
+ * as Keras's `base(x, training=False)` does for the whole base); other layers are untouched.
+ * Call before compile(). Returns how many layers it set.
+ */
+export function setInferenceMode(layers: readonly Layer[], on: boolean): number {
+  if (typeof on !== 'boolean') throw new Error(`setInferenceMode: 'on' must be true or false, got ${String(on)}`);
+  let n = 0;
+  for (const l of layers) {
+    if (l instanceof BatchNormalization) {
+      l.inferenceMode = on;
+      n++;
+    }
+  }
+  return n;
 }
