@@ -12,9 +12,9 @@
  * it (version 2: a flipped bit anywhere, optimizer state included, is refused; version 1 files,
  * without it, still read).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../io/atomic-file-node.ts';
 import { exportWeights, importWeights, type Model, type WeightsManifest } from '../index.ts';
 import type { EarlyStoppingState, ReduceLROnPlateauState } from '../graph/callbacks.ts';
 import { parseWeightsManifest } from '../io/weights-manifest.ts';
@@ -30,6 +30,8 @@ export interface RunHistory {
   /** every key of the epoch logs (other metrics, learning_rate when it changes) */
   history: Record<string, number[]> & { loss: number[]; acc: number[]; val_loss: number[]; val_acc: number[] };
   seconds: number[];
+  /** two-phase runs: the index in `epoch` where fine-tuning (the unfrozen phase) starts */
+  fineTuneFrom?: number;
 }
 
 export function emptyHistory(): RunHistory {
@@ -54,6 +56,8 @@ export interface TrainState {
   callbacks?: { earlyStopping?: EarlyStoppingState; plateau?: ReduceLROnPlateauState; bestValLoss?: number | null };
   /** set when EarlyStopping ended the run: the epoch (0-based) it stopped after */
   stoppedEarly?: number;
+  /** two-phase runs: the phase the model (and its optimizer state) was in when saved */
+  phase?: 1 | 2;
 }
 
 interface Header {
@@ -68,49 +72,8 @@ interface Header {
   velocities: { name: string; length: number }[];
 }
 
-/** What writeFileAtomic needs of a file handle (tests inject a disk that fills up). */
-export interface WritableHandle {
-  write(buffer: Uint8Array, offset: number, length: number): Promise<{ bytesWritten: number }>;
-  sync(): Promise<void>;
-  stat(): Promise<{ size: number }>;
-  close(): Promise<void>;
-}
-
-/**
- * Writes `data` to `path` through a temporary file beside it: every byte written (short writes
- * retried), synced, its size checked, and only then renamed over `path`. On any failure the
- * temporary file is removed and `path` keeps its previous contents; a full disk says so.
- */
-export async function writeFileAtomic(path: string, data: string | Uint8Array | Uint8Array[], openFile: (p: string) => Promise<WritableHandle> = (p) => open(p, 'w')): Promise<void> {
-  const tmp = join(dirname(path), `.${path.split(/[\\/]/).pop()}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const parts = (Array.isArray(data) ? data : [data]).map((p) => (typeof p === 'string' ? new TextEncoder().encode(p) : p));
-  const total = parts.reduce((a, p) => a + p.length, 0);
-  try {
-    const fh = await openFile(tmp);
-    try {
-      for (const part of parts) {
-        for (let done = 0; done < part.length;) {
-          const { bytesWritten } = await fh.write(part, done, part.length - done);
-          if (bytesWritten <= 0) throw Object.assign(new Error(`no bytes written at ${done} of ${part.length}`), { code: 'ENOSPC' });
-          done += bytesWritten;
-        }
-      }
-      await fh.sync();
-      const { size } = await fh.stat();
-      if (size !== total) throw new Error(`${tmp} holds ${size} bytes after writing ${total}`);
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') {
-      throw Object.assign(new Error(`disk full while writing ${path} (${total.toLocaleString('en-US')} bytes): the previous ${path.split(/[\\/]/).pop()} is kept; free some space and run again`, { cause: e }), { code });
-    }
-    throw e;
-  }
-}
+// writeFileAtomic lives with the other complete-or-nothing writers; re-exported for existing imports.
+export { writeFileAtomic, type WritableHandle } from '../io/atomic-file-node.ts';
 
 export async function saveCheckpoint(path: string, model: Model, state: TrainState): Promise<void> {
   const { manifest, data } = await exportWeights(model);
@@ -177,9 +140,11 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + jsonLength)));
   } catch (e) {
-    throw bad(`damaged header (${(e as Error).message})`);
+    throw bad(`damaged header (${(e as Error).message.replace(/[^\x20-\x7e]+/g, '?').slice(0, 160)})`);
   }
-  if (header.format !== 'webgpu-finetune-checkpoint' || !header.state || !Number.isInteger(header.iteration)) throw bad('unexpected header');
+  if (header === null || typeof header !== 'object' || header.format !== 'webgpu-finetune-checkpoint' || !Number.isInteger(header.iteration)) throw bad('unexpected header');
+  const problem = stateProblem(header.state) ?? velocitiesProblem(header.velocities);
+  if (problem) throw bad(`damaged header (${problem})`);
   const manifest = parseWeightsManifest(header.weights, `${path} (weights)`);
   let offset = 16 + jsonLength + ((8 - ((16 + jsonLength) % 8)) % 8);
   const velocityBytes = header.velocities.reduce((s, v) => s + v.length * 4, 0);
@@ -194,6 +159,32 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
     return { name: v.name, data: out };
   });
   return { state: header.state, created: header.created, iteration: header.iteration, optimizer: header.optimizer, learningRate: header.learningRate, weights: { manifest, data }, velocities };
+}
+
+const isIndex = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isNumbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number' || x === null);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * What is wrong with a header's training state, or null. A version 1 file has no checksum, so
+ * its header is checked field by field: a resume must not fail later, deep inside the loop.
+ */
+function stateProblem(v: unknown): string | null {
+  if (!isObject(v)) return 'no training state';
+  for (const k of ['epoch', 'step', 'trainPosition', 'valPosition'] as const) if (!isIndex(v[k])) return `state.${k} is ${JSON.stringify(v[k])}, expected a count`;
+  const p = v.partial;
+  if (!isObject(p) || !isNumbers(p.loss) || !isNumbers(p.acc) || !isNumbers(p.size) || typeof p.seconds !== 'number') return 'state.partial is not lists of per-step numbers';
+  const h = v.history;
+  if (!isObject(h) || !isNumbers(h.epoch) || !isNumbers(h.seconds) || !isObject(h.history)) return 'state.history is not a history';
+  for (const [k, list] of Object.entries(h.history)) if (!isNumbers(list)) return `state.history.history.${k} is not a list of numbers`;
+  for (const k of ['loss', 'acc', 'val_loss', 'val_acc']) if (!(k in h.history)) return `state.history.history has no ${k}`;
+  return null;
+}
+
+function velocitiesProblem(v: unknown): string | null {
+  if (!Array.isArray(v)) return 'velocities is not a list';
+  const i = v.findIndex((e) => !isObject(e) || typeof e.name !== 'string' || !isIndex(e.length));
+  return i < 0 ? null : `velocity ${i} is ${JSON.stringify(v[i])?.slice(0, 80)}, expected { name, length }`;
 }
 
 /** Puts a checkpoint's weights and optimizer state into a compiled model of the same layout. */

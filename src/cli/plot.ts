@@ -23,7 +23,7 @@ function ticks(lo: number, hi: number): { values: number[]; decimals: number } {
   return { values: out, decimals };
 }
 
-function panel(x0: number, y0: number, title: string, epochs: number[], series: { name: string; colour: string; values: number[] }[], range?: [number, number]): string {
+function panel(x0: number, y0: number, title: string, epochs: number[], series: { name: string; colour: string; values: number[] }[], range?: [number, number], boundary?: number): string {
   const all = series.flatMap((s) => s.values).filter(Number.isFinite);
   let [lo, hi] = range ?? [Math.min(...all), Math.max(...all)];
   if (!all.length) [lo, hi] = [0, 1];
@@ -51,6 +51,12 @@ function panel(x0: number, y0: number, title: string, epochs: number[], series: 
     parts.push(`<text x="${xOf(i).toFixed(1)}" y="${y0 + PANEL_H + 16}" text-anchor="middle" font-size="11">${e}</text>`);
   });
   parts.push(`<text x="${x0 + PANEL_W / 2}" y="${y0 + PANEL_H + 34}" text-anchor="middle" font-size="12">epoch</text>`);
+  if (boundary !== undefined && boundary > 0 && boundary < n) {
+    // between the last epoch of the first phase and the first of the fine-tuning phase
+    const bx = (xOf(boundary - 1) + xOf(boundary)) / 2;
+    parts.push(`<line x1="${bx.toFixed(1)}" x2="${bx.toFixed(1)}" y1="${y0}" y2="${y0 + PANEL_H}" stroke="#777" stroke-dasharray="4 3"/>`);
+    parts.push(`<text x="${(bx + 4).toFixed(1)}" y="${y0 + 12}" font-size="11" fill="#555">fine-tuning</text>`);
+  }
   series.forEach((s, k) => {
     const pts = s.values.map((v, i) => (Number.isFinite(v) ? `${xOf(i).toFixed(1)},${yOf(v).toFixed(1)}` : null)).filter((p): p is string => p !== null);
     if (pts.length > 1) parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${s.colour}" stroke-width="2"/>`);
@@ -74,11 +80,11 @@ export function historySvg(h: RunHistory, title = 'training history'): string {
     panel(70, 60, 'loss', epochs, [
       { name: 'train loss', colour: TRAIN, values: h.history.loss },
       { name: 'val loss', colour: VAL, values: h.history.val_loss },
-    ]),
+    ], undefined, h.fineTuneFrom),
     panel(70 + PANEL_W + 60, 60, 'accuracy', epochs, [
       { name: 'train acc', colour: TRAIN, values: h.history.acc },
       { name: 'val acc', colour: VAL, values: h.history.val_acc },
-    ], [0, 1]),
+    ], [0, 1], h.fineTuneFrom),
   ];
   return `<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">

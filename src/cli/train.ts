@@ -11,10 +11,11 @@
 import { constants } from 'node:fs';
 import { access, mkdir, open, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { balancedClassWeights, EarlyStopping, getGpu, ImageDataGenerator, ModelCheckpoint, NonFiniteLossError, ReduceLROnPlateau, setInitSeed, type DirectoryIterator, type Logs, type Model, type NamedTensor } from '../index.ts';
+import { balancedClassWeights, EarlyStopping, getGpu, ImageDataGenerator, ModelCheckpoint, NonFiniteLossError, ReduceLROnPlateau, setInferenceMode, setInitSeed, type DirectoryIterator, type Logs, type Model, type NamedTensor } from '../index.ts';
 import { defaultSink, Progbar } from '../graph/progbar.ts';
 import { compareCodePoints } from '../io/dataset.ts';
 import { listClassFolders } from '../io/directory-node.ts';
+import { isDiskFull } from '../io/atomic-file-node.ts';
 import { MAX_IMAGE_PIXELS } from '../io/image-decode.ts';
 import { metricNames, resolveMetrics } from '../graph/metrics.ts';
 import { HDF5_SIGNATURE, signatureOffsets } from '../io/keras-h5.ts';
@@ -22,7 +23,7 @@ import { display, int, num, oneOf, parse, required, size, UsageError } from './a
 import { CHECKPOINT_FILE, emptyHistory, readCheckpoint, restoreCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint, type RunHistory, type TrainState } from './checkpoint.ts';
 import { historySvg } from './plot.ts';
 import { fmtDuration, withTicker } from './progress.ts';
-import { ARCHITECTURE, BASE_NAMES, baseOf, BASES, DEFAULT_LR, freezeUntilIndex, OPTIMIZER_NAMES, referenceModel as buildReference, TOP, topFor, type BaseName, type OptimizerName } from './reference-model.ts';
+import { ARCHITECTURE, BASE_NAMES, baseOf, BASES, DEFAULT_LR, freezeUntilIndex, OPTIMIZER_NAMES, optimizerFor, referenceModel as buildReference, TOP, topFor, type BaseName, type OptimizerName } from './reference-model.ts';
 
 export const TRAIN_HELP = `webgpu-finetune train --train DIR --val DIR [options]
 webgpu-finetune train --resume RUN_DIR [--epochs N]
@@ -71,6 +72,12 @@ inference mode), GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (Dense K s
   --save-best            keep the best epoch's weights (by val_loss) in best/ beside the final ones
   --class-weight W       none, balanced (n_samples / (n_classes * count), from the training
                          folders), or CLASS:WEIGHT pairs such as 0:1,1:3 or cats:1,dogs:3 [none]
+  --fine-tune-at N|LAYER Keras's two-phase recipe: after --epochs, unfreeze the base from layer N
+                         (or the one named) on, its BatchNormalization kept in inference mode,
+                         recompile at --fine-tune-lr and train --fine-tune-epochs more; one
+                         history, the phase boundary marked on the curves
+  --fine-tune-epochs E   epochs of the fine-tuning phase                     [10]
+  --fine-tune-lr X       its learning rate (a new optimizer, as Keras recompiles)  [--lr / 10]
   --metrics M            acc and Keras's stateful metrics: auc, precision, recall (two
                          classes), top_k_categorical_accuracy (more), e.g. acc,auc   [acc]
   --augment keras|none   keras: the reference program's training augmentation (rotation 30,
@@ -140,6 +147,11 @@ export interface RunSettings {
   /** 'balanced' until the run starts, then the weights computed from the training folders */
   classWeight?: Record<number, number> | 'balanced' | null;
   metrics?: string[];
+  /** two-phase recipe: after `epochs`, the base's layers from this index on are unfrozen (their BatchNormalization in inference mode) for `fineTuneEpochs` more at `fineTuneLr` */
+  fineTuneAt?: number;
+  fineTuneAsked?: string;
+  fineTuneEpochs?: number;
+  fineTuneLr?: number;
   /** images with more pixels are skipped; null: no limit; absent in older run folders: the default */
   maxImagePixels?: number | null;
   /** as asked: auto picks from the number of class folders */
@@ -219,6 +231,7 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
     optimizer: { type: 'string' }, 'weight-decay': { type: 'string' }, 'lr-schedule': { type: 'string' }, 'warmup-epochs': { type: 'string' },
     clipnorm: { type: 'string' }, 'early-stopping': { type: 'string' }, 'reduce-lr-on-plateau': { type: 'string' }, 'save-best': { type: 'boolean' },
     'class-weight': { type: 'string' }, metrics: { type: 'string' },
+    'fine-tune-at': { type: 'string' }, 'fine-tune-epochs': { type: 'string' }, 'fine-tune-lr': { type: 'string' },
   });
   if (v.help) return { help: true };
   if (v.resume !== undefined) {
@@ -282,6 +295,19 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
     classModeAsked: oneOf(v['class-mode'], 'class-mode', ['auto', 'binary', 'categorical'] as const, 'auto'),
     maxImagePixels: v['max-image-pixels'] === 'none' ? null : int(v['max-image-pixels'], 'max-image-pixels', MAX_IMAGE_PIXELS),
   };
+  const fineTune = v['fine-tune-at'];
+  if (fineTune === undefined && (v['fine-tune-epochs'] !== undefined || v['fine-tune-lr'] !== undefined)) throw new UsageError('--fine-tune-epochs and --fine-tune-lr need --fine-tune-at N|LAYER (where the base is unfrozen for the second phase)');
+  if (fineTune !== undefined) {
+    const at = /^\d+$/.test(fineTune) ? int(fineTune, 'fine-tune-at', 0, 0) : await freezeUntilIndex(base, fineTune);
+    if (at >= settings.freeze) throw new UsageError(`--fine-tune-at ${fineTune} (layer ${at}) unfreezes nothing: the first ${settings.freeze} layers are frozen; give a layer before ${settings.freeze}`);
+    if (settings.earlyStopping != null || settings.reduceLrOnPlateau != null) throw new UsageError('--fine-tune-at runs two phases; --early-stopping and --reduce-lr-on-plateau are not supported with it yet (each phase would need its own): drop one of them');
+    settings.fineTuneAt = at;
+    settings.fineTuneAsked = fineTune;
+    settings.fineTuneEpochs = int(v['fine-tune-epochs'], 'fine-tune-epochs', 10);
+    // Keras's guide: a rate well below the first phase's (1e-5 with Adam there)
+    settings.fineTuneLr = num(v['fine-tune-lr'], 'fine-tune-lr', lr / 10);
+    if (settings.fineTuneLr === 0) throw new UsageError("--fine-tune-lr must be above 0, got '0'");
+  }
   const folders = await classFolders(settings.train);
   if (folders.length < 2) throw new UsageError(`--train '${trainDir}' has ${folders.length} class subfolder${folders.length === 1 ? '' : 's'} (${folders.join(', ') || 'none'}); give one subfolder per class, at least two`);
   const mode = settings.classModeAsked === 'auto' ? (folders.length === 2 ? 'binary' : 'categorical') : settings.classModeAsked!;
@@ -460,7 +486,27 @@ export function optimizerLine(s: RunSettings): string {
   if (s.earlyStopping != null) parts.push(`early stopping (val_loss, patience ${s.earlyStopping}, best weights restored)`);
   if (s.reduceLrOnPlateau != null) parts.push(`ReduceLROnPlateau (val_loss, patience ${s.reduceLrOnPlateau})`);
   if ((s.metrics ?? ['acc']).length > 1) parts.push(`metrics ${s.metrics!.join(', ')}`);
+  if (s.fineTuneAt !== undefined) parts.push(`then ${s.fineTuneEpochs} fine-tuning epochs from layer ${s.fineTuneAsked} at lr ${s.fineTuneLr}`);
   return parts.join(', ');
+}
+
+/** Epochs of the whole run: the first phase's, plus the fine-tuning phase's. */
+export function totalEpochs(s: RunSettings): number {
+  return s.epochs + (s.fineTuneAt !== undefined ? s.fineTuneEpochs ?? 0 : 0);
+}
+
+/**
+ * The second phase of Keras's transfer-learning recipe: the base's layers from fineTuneAt on
+ * become trainable, the base's BatchNormalization layers stay in inference mode (the guide calls
+ * the base with training=False), and the model is compiled again with a new optimizer at the
+ * fine-tuning rate (no schedule), as Keras's guide recompiles.
+ */
+function enterFineTuning(model: Model, s: RunSettings, stepsPerEpoch: number): void {
+  const baseLayers = BASES[baseOf(s)].layers;
+  for (const l of model.layers.slice(s.fineTuneAt!, s.freeze)) l.trainable = true;
+  setInferenceMode(model.layers.slice(0, baseLayers), true);
+  const optimizer = optimizerFor({ ...s, lr: s.fineTuneLr!, lrSchedule: 'none', warmupEpochs: 0 }, stepsPerEpoch);
+  model.compile({ optimizer, loss: s.classMode === 'categorical' ? 'categorical_crossentropy' : 'binary_crossentropy', metrics: s.metrics ?? ['acc'] });
 }
 
 /** EarlyStopping's best weights for a resumed run: best/ on disk (the model keeps the checkpoint's). */
@@ -615,6 +661,16 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
 
     // Where training stands; restored from the checkpoint when resuming.
     const st: TrainState = o.resume ? structuredClone(o.resume.state) : { epoch: 0, step: 0, partial: { loss: [], acc: [], size: [], seconds: 0 }, history: emptyHistory(), trainPosition: 0, valPosition: 0 };
+    const total = totalEpochs(s);
+    // which phase the model is in: the checkpoint's optimizer state is the phase it was saved in
+    let phase: 1 | 2 = 1;
+    const fineTuning = () => {
+      enterFineTuning(model, s, train!.length);
+      phase = 2;
+      st.history.fineTuneFrom ??= st.history.epoch.length;
+      log(`fine-tuning: the base's layers from ${s.fineTuneAt} (${model.layers[s.fineTuneAt!].name}) on unfrozen, its BatchNormalization in inference mode; ${optimizerLine({ ...s, lr: s.fineTuneLr!, lrSchedule: 'none' }).split(', ')[0]}; epochs ${s.epochs + 1}-${total}`);
+    };
+    if (o.resume && st.phase === 2) fineTuning();
     if (o.resume) {
       const at = join(o.out, CHECKPOINT_FILE);
       await restoreCheckpoint(model, o.resume, at).catch((e: Error) => {
@@ -632,18 +688,28 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
     // only now that every check has passed (a refused --resume changes nothing)
     if (!o.resume || o.saveSettings) await writeFileAtomic(join(o.out, SETTINGS_FILE), `${JSON.stringify(s, null, 1)}\n`);
     const ckptPath = join(o.out, CHECKPOINT_FILE);
+    // epochs in the checkpoint on disk (null: none yet), for the message when the disk fills up
+    let savedEpochs: number | null = o.resume ? o.resume.state.history.epoch.length : null;
     let epochStart = Date.now() - st.partial.seconds * 1000;
     const saveState = async () => {
       st.trainPosition = train!.position;
       st.valPosition = val!.position;
       st.partial.seconds = (Date.now() - epochStart) / 1000;
+      st.phase = phase;
       st.metrics = st.step > 0 ? (await model.getMetricState()).map((a) => Array.from(a)) : undefined;
       st.callbacks = {
         ...(plateau ? { plateau: plateau.getState() } : {}),
         ...(early ? { earlyStopping: early.getState() } : {}),
         ...(keepBest ? { bestValLoss: Number.isFinite(keepBest.best) ? keepBest.best : null } : {}),
       };
-      await saveCheckpoint(ckptPath, model, st);
+      try {
+        await saveCheckpoint(ckptPath, model, st);
+      } catch (e) {
+        if (!isDiskFull(e)) throw e;
+        const kept = savedEpochs === null ? 'no earlier checkpoint exists' : `the last good checkpoint (${savedEpochs ? `epoch ${savedEpochs}` : 'from before the first epoch ended'}) is kept in ${display(ckptPath)}`;
+        throw new Error(`disk full: the checkpoint after epoch ${st.history.epoch.length}${st.step ? `, step ${st.step}` : ''} could not be written; ${kept}. Free some space and continue with train --resume ${display(o.out)}`);
+      }
+      savedEpochs = st.history.epoch.length;
     };
     const endEpoch = async (epoch: number, logs: Logs) => {
       const h = st.history;
@@ -663,9 +729,9 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
     try {
       // An epoch stopped part-way (Ctrl-C) is finished step by step, its running means rebuilt
       // from the saved steps, so its log line and history entry equal the uninterrupted run's.
-      if (st.step > 0 && st.epoch < s.epochs) {
+      if (st.step > 0 && st.epoch < total) {
         const sink = defaultSink();
-        sink.write(`Epoch ${st.epoch + 1}/${s.epochs}\n`);
+        sink.write(`Epoch ${st.epoch + 1}/${st.epoch < s.epochs ? s.epochs : total}\n`);
         const bar = new Progbar(train.length, 1, sink);
         st.partial.loss.forEach((l, i) => bar.update(i + 1, { loss: l, acc: st.partial.acc[i] }, st.partial.size[i]));
         const stateful = (s.metrics ?? ['acc']).filter((m) => m !== 'acc');
@@ -690,9 +756,12 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
         await endEpoch(st.epoch, logs);
       }
       if (st.stoppedEarly !== undefined && o.resume && st.step === 0) log(`The run was stopped early by EarlyStopping after epoch ${st.stoppedEarly + 1}.`);
-      if (st.epoch < s.epochs && st.stoppedEarly === undefined) {
+      // one fit per phase, as Keras's guide: the first up to --epochs, then the fine-tuning one
+      for (const [p, end] of [[1, s.epochs], [2, total]] as const) {
+        if (st.epoch >= end || st.stoppedEarly !== undefined) continue;
+        if (p === 2 && phase === 1) fineTuning();
         await model.fit(train, {
-          epochs: s.epochs,
+          epochs: end,
           initialEpoch: st.epoch,
           validationData: val,
           signal: controller.signal,
@@ -775,9 +844,9 @@ export function summary(out: string, r: TrainResult, s: RunSettings, next = true
     // the epoch the callbacks judge by (val_loss, as EarlyStopping and --save-best monitor it)
     let bestLoss = 0;
     h.history.val_loss.forEach((v, i) => (v < h.history.val_loss[bestLoss] ? (bestLoss = i) : null));
-    const stopped = !r.interrupted && h.epoch.length < s.epochs && s.earlyStopping != null;
+    const stopped = !r.interrupted && h.epoch.length < totalEpochs(s) && s.earlyStopping != null;
     lines.push(`Best val_loss ${h.history.val_loss[bestLoss].toFixed(4)} at epoch ${h.epoch[bestLoss] + 1}` +
-      (stopped ? `; EarlyStopping ended the run after epoch ${h.epoch.at(-1)! + 1} of ${s.epochs}` : '') +
+      (stopped ? `; EarlyStopping ended the run after epoch ${h.epoch.at(-1)! + 1} of ${totalEpochs(s)}` : '') +
       (s.earlyStopping != null && !r.interrupted ? `; the final weights are epoch ${h.epoch[bestLoss] + 1}'s (restored)` : '') + '.');
   }
   lines.push(`Files in ${rel}/:`);
@@ -815,6 +884,7 @@ export async function trainCommand(args: string[]): Promise<number> {
     const ckptPath = join(out, CHECKPOINT_FILE);
     if (await stat(ckptPath).catch(() => null)) resume = await readCheckpoint(ckptPath);
     if (parsed.epochs !== undefined) {
+      if (settings.fineTuneAt !== undefined) throw new UsageError(`--resume --epochs: ${display(out)} is a two-phase run (--fine-tune-at); its epochs are fixed, resume it without --epochs`);
       if (resume && parsed.epochs < resume.state.epoch) throw new UsageError(`--epochs ${parsed.epochs} is below the ${resume.state.epoch} epochs already done`);
       saveSettings = settings.epochs !== parsed.epochs;
       settings.epochs = parsed.epochs;

@@ -254,6 +254,7 @@ export class Model {
     this.releaseDevice();
     this.compiled = { optimizer, loss: config.loss, trainable: this.layers.map((l) => l.trainable), inferenceMode: this.layers.map(inferenceModeOf), metrics };
     this.iteration = 0;
+    this.pendingState = null; // a new optimizer starts from zero state, as in Keras after compile()
   }
 
   private spec(batch: number, predictOnly = false): PlanSpec {

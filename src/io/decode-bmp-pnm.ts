@@ -143,7 +143,7 @@ function pnmInts(b: Uint8Array, from: number, n: number): { values: number[]; en
     let v = 0;
     const start = p;
     while (p < b.length && b[p] >= 0x30 && b[p] <= 0x39) v = v * 10 + (b[p++] - 0x30);
-    if (p === start) throw new ImageError(`corrupt PNM header (unexpected '${String.fromCharCode(b[p])}')`);
+    if (p === start) throw new ImageError(`corrupt PNM header (unexpected ${b[p] > 0x20 && b[p] < 0x7f ? `'${String.fromCharCode(b[p])}'` : `byte 0x${b[p].toString(16).padStart(2, '0')}`} at byte ${p})`);
     values.push(v);
   }
   return { values, end: p };
@@ -162,6 +162,11 @@ function pnmLayout(b: Uint8Array): PnmLayout {
     const channels = kind === 6 ? 3 : 1;
     const need = kind === 4 ? Math.ceil(width / 8) * height : width * height * channels * (maxval > 255 ? 2 : 1);
     if (layout.data + need > b.length) throw new ImageError(`truncated PNM (${b.length} bytes, the pixels need ${layout.data + need})`);
+  } else {
+    // Plain samples take at least a byte each: a header claiming more than the file can hold is
+    // refused before the samples are allocated (a 40-byte file could otherwise claim 10^10 pixels).
+    const samples = width * height * (kind === 3 ? 3 : 1);
+    if (samples > b.length - end) throw new ImageError(`truncated PNM (${b.length} bytes cannot hold the ${samples.toLocaleString('en-US')} samples of a ${width}x${height} image)`);
   }
   return layout;
 }

@@ -3,8 +3,9 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readdir, rename, rm } from 'node:fs/promises';
+import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { atomicIo, isDiskFull, syncAndCheck, writeAll, type OpenFile } from './atomic-file-node.ts';
 import type { ProgressCallback } from './weights-manifest.ts';
 
 export class DownloadError extends Error {
@@ -20,6 +21,8 @@ export interface DownloadOptions {
   onProgress?: ProgressCallback;
   /** Give up when no bytes arrive for this long (default 60 s). */
   idleTimeoutMs?: number;
+  /** Opens the partial file for writing (tests inject a disk that fills up); default atomicIo.openFile. */
+  openFile?: OpenFile;
 }
 
 export async function md5File(file: string): Promise<string> {
@@ -70,7 +73,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     const length = Number(res.headers.get('content-length'));
     const total = !encoded && Number.isSafeInteger(length) && length > 0 ? length : null;
     const hash = createHash('md5');
-    const fh = await open(tmp, 'wx');
+    const fh = await (options.openFile ?? atomicIo.openFile)(tmp);
     let loaded = 0;
     try {
       const reader = res.body.getReader();
@@ -80,11 +83,12 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
         if (done) break;
         arm();
         hash.update(value);
-        await fh.write(value);
+        // every byte, short writes retried: a full disk must not leave a short file that passes
+        await writeAll(fh, value);
         loaded += value.length;
         options.onProgress?.({ label, loaded, total });
       }
-      await fh.sync();
+      await syncAndCheck(fh, loaded, tmp);
     } finally {
       await fh.close();
     }
@@ -94,6 +98,10 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     await rename(tmp, dest);
   } catch (e) {
     await rm(tmp, { force: true });
+    if (isDiskFull(e)) {
+      const kept = await stat(dest).then(() => `the previous ${label} is kept`, () => 'nothing was kept');
+      throw new DownloadError(`downloading ${url} failed: disk full while writing ${dest}: ${kept}; free some space and run again`, { cause: e });
+    }
     const reason = controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason : e;
     throw new DownloadError(`downloading ${url} failed: ${describeFetchError(reason)}`, { cause: e });
   } finally {

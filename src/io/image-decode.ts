@@ -124,7 +124,9 @@ function checkPng(b: Uint8Array): PngLayout {
   for (;;) {
     if (p + 12 > b.length) throw new ImageError(`truncated PNG (${b.length} bytes; the file ends ${layout ? 'before its IEND chunk' : 'inside its header'})`);
     const len = u32(b, p);
-    const type = ascii(b, p + 4, 4);
+    const raw = ascii(b, p + 4, 4);
+    // a damaged type is named by its bytes: they must not reach the terminal as they are
+    const type = /^[A-Za-z]{4}$/.test(raw) ? raw : `unreadable (bytes ${Array.from(b.subarray(p + 4, p + 8), (x) => x.toString(16).padStart(2, '0')).join(' ')})`;
     if (p + 12 + len > b.length) throw new ImageError(`truncated PNG (${type} chunk at byte ${p} needs ${len} bytes, the file has ${b.length - p - 12} left)`);
     if (crc32(b, p + 4, p + 8 + len) !== u32(b, p + 8 + len)) throw new ImageError(`corrupt PNG (CRC mismatch in the ${type} chunk at byte ${p})`);
     if (!layout) {
@@ -167,6 +169,11 @@ function checkJpeg(b: Uint8Array): ImageInfo {
   let p = 2;
   let info: ImageInfo | null = null;
   let scans = 0;
+  let components: [number, number][] = []; // sampling factors [h, v]
+  let hMax = 1;
+  let vMax = 1;
+  let progressive = false;
+  let entropyBytes = 0;
   const truncated = () => new ImageError(`truncated JPEG (${n} bytes; no end-of-image marker${scans ? ` after ${scans} scan${scans > 1 ? 's' : ''}` : ''})`);
   for (;;) {
     if (p >= n) throw truncated();
@@ -176,6 +183,15 @@ function checkJpeg(b: Uint8Array): ImageInfo {
     const m = b[p++];
     if (m === 0xd9) {
       if (!info || !scans) throw new ImageError('corrupt JPEG (end-of-image marker before any image data)');
+      // Every block of a baseline scan takes at least 2 bits (a DC code and an end-of-block or
+      // AC code); a progressive file's first DC scan at least 1 bit per block of a component.
+      // A short file whose header claims far more pixels than its data can hold is refused
+      // here, before a decoder allocates the frame (a 1 KB file could claim 10000x10000).
+      const blocks = components.map(([h, v]) => Math.ceil(Math.ceil((info!.width * h) / hMax) / 8) * Math.ceil(Math.ceil((info!.height * v) / vMax) / 8));
+      const needBits = progressive ? Math.min(...blocks) : 2 * blocks.reduce((a, x) => a + x, 0);
+      if (entropyBytes * 8 < needBits) {
+        throw new ImageError(`corrupt or truncated JPEG (its ${info.width}x${info.height} frame needs at least ${Math.ceil(needBits / 8).toLocaleString('en-US')} bytes of image data, the file has ${entropyBytes.toLocaleString('en-US')})`);
+      }
       return info;
     }
     if (m === 0xd8) throw new ImageError('corrupt JPEG (second start-of-image marker)');
@@ -190,12 +206,26 @@ function checkJpeg(b: Uint8Array): ImageInfo {
       const height = (b[p + 3] << 8) | b[p + 4];
       const width = (b[p + 5] << 8) | b[p + 6];
       if (!width || !height) throw new ImageError(`corrupt or unsupported JPEG (frame size ${width}x${height})`);
+      const nf = b[p + 7];
+      if (!nf || len < 8 + 3 * nf) throw new ImageError(`corrupt JPEG (frame header at byte ${p - 2})`);
+      components = [];
+      for (let i = 0; i < nf; i++) {
+        const hv = b[p + 9 + i * 3];
+        const h = hv >> 4;
+        const v = hv & 15;
+        if (h < 1 || h > 4 || v < 1 || v > 4) throw new ImageError(`corrupt JPEG (sampling factors ${h}x${v} of component ${i + 1})`);
+        components.push([h, v]);
+      }
+      hMax = Math.max(...components.map((c) => c[0]));
+      vMax = Math.max(...components.map((c) => c[1]));
+      progressive = m === 0xc2;
       info = { format: 'jpeg', width, height };
     }
     p += len;
     if (m === 0xda) {
       if (!info) throw new ImageError('corrupt JPEG (scan before the frame header)');
       scans++;
+      const start = p;
       // entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or a restart
       for (;;) {
         while (p < n && b[p] !== 0xff) p++;
@@ -207,6 +237,7 @@ function checkJpeg(b: Uint8Array): ImageInfo {
         }
         break;
       }
+      entropyBytes += p - start;
     }
   }
 }
@@ -298,6 +329,9 @@ export function decodeRgb(b: Uint8Array, readPng: PngReader, maxPixels: number |
     return format === 'bmp' ? decodeBmp(b) : decodePnm(b);
   } catch (e) {
     if (e instanceof ImageError) throw e;
+    // A JavaScript engine error from inside a decoder (reading past an array, undefined tables)
+    // means damaged data; its text ("Cannot read properties of undefined") would only confuse.
+    if (e instanceof TypeError || e instanceof RangeError) throw new ImageError(`corrupt ${format!.toUpperCase()} (its image data is damaged: the decoder failed inside it)`);
     throw new ImageError(`cannot decode the ${format!.toUpperCase()} data: ${(e as Error).message}`);
   }
 }

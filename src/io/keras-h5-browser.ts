@@ -9,6 +9,7 @@ import {
   readKerasH5Root,
   signatureOffsets,
   withHdf5Errors,
+  DAMAGED_HDF5,
   writeKerasH5Root,
   type H5,
   type KerasH5Weights,
@@ -46,7 +47,7 @@ export async function readKerasH5Bytes(bytes: Uint8Array | ArrayBuffer, name = '
       } finally {
         f.close();
       }
-    });
+    }, DAMAGED_HDF5);
   } finally {
     h5.FS!.unlink(path);
   }

@@ -38,11 +38,15 @@ export function signatureOffsets(size: number): number[] {
 
 export const NOT_HDF5 = 'not an HDF5 file (no HDF5 signature); expected a Keras weights file such as vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5';
 
+/** What an HDF5 error while reading means for the user (withHdf5Errors' `hint`). */
+export const DAMAGED_HDF5 = 'damaged or truncated HDF5 file; replace it with a good copy';
+
 /**
  * Runs synchronous h5wasm calls with HDF5's error printer replaced by one that throws, so a
  * damaged file gives an exception naming the file instead of a trace on stderr and garbage.
+ * `hint` says what it means for the user (HDF5's own calls follow in brackets).
  */
-export function withHdf5Errors<T>(h5: H5, file: string, fn: () => T): T {
+export function withHdf5Errors<T>(h5: H5, file: string, fn: () => T, hint?: string): T {
   h5.Module.activate_throwing_error_handler();
   try {
     return fn();
@@ -50,7 +54,7 @@ export function withHdf5Errors<T>(h5: H5, file: string, fn: () => T): T {
     const text = e instanceof Error ? e.message : String(e);
     if (!text.includes('HDF5-DIAG')) throw e;
     const calls = text.split('\n').filter((l) => /#\d+:/.test(l)).map((l) => l.replace(/^.* in /, '').trim());
-    throw new Error(`${file}: HDF5 error: ${calls.slice(0, 2).join('; ') || text.split('\n')[0]}`);
+    throw new Error(`${file}: ${hint ? `${hint} (` : ''}HDF5 error: ${calls.slice(0, 2).join('; ') || text.split('\n')[0]}${hint ? ')' : ''}`);
   } finally {
     h5.Module.deactivate_throwing_error_handler();
   }

@@ -2,10 +2,11 @@
 // ResNet50, MobileNetV2: the files are listed in imagenet-files.ts).
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isDiskFull, writeFilesAtomic } from './atomic-file-node.ts';
 import { downloadFile, md5File, textProgress } from './download-node.ts';
 import { readKerasH5, writeKerasH5, type KerasH5Weights } from './keras-h5-node.ts';
 import { VGG16_NOTOP, type ImagenetWeightsFile } from './imagenet-files.ts';
@@ -45,18 +46,6 @@ async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
 
-/** Writes a file under a temporary name beside it, then renames it: readers never see half a file. */
-async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
-
 /**
  * Where saveWeights puts things: a path ending in .json is the manifest, its data file named
  * after it (`model.json` -> `model.bin`); any other path is a folder with manifest.json + weights.bin.
@@ -70,13 +59,20 @@ function filesFor(target: string): { manifestPath: string; dataFile: string } {
   return { manifestPath: join(path, MANIFEST_FILE), dataFile: DEFAULT_DATA_FILE };
 }
 
-/** Writes a manifest and its data: the data file first, so a manifest never points at nothing. */
+/**
+ * Writes a manifest and its data complete-or-nothing: both are written to temporary files and
+ * checked first, then the data file is renamed into place before the manifest, so a reader never
+ * sees a manifest pointing at a partial or missing data file, and a full disk leaves the previous
+ * pair as it was.
+ */
 export async function writeWeightsFiles(target: string, layers: LayerWeights[], meta: { model: string; source?: Record<string, string> }): Promise<WeightsManifest> {
   const { manifestPath, dataFile } = filesFor(target);
   await mkdir(dirname(manifestPath), { recursive: true });
   const { manifest, data } = await buildWeightsManifest(layers, { ...meta, dataFile });
-  await writeAtomic(join(dirname(manifestPath), dataFile), new Uint8Array(data));
-  await writeAtomic(manifestPath, `${JSON.stringify(manifest, null, 1)}\n`);
+  await writeFilesAtomic([
+    { path: join(dirname(manifestPath), dataFile), data: new Uint8Array(data) },
+    { path: manifestPath, data: `${JSON.stringify(manifest, null, 1)}\n` },
+  ]);
   return manifest;
 }
 
@@ -99,7 +95,9 @@ export async function readManifestFiles(manifestPath: string): Promise<LayerWeig
   try {
     json = JSON.parse(await readFile(manifestPath, 'utf8'));
   } catch (e) {
-    throw new Error(`${manifestPath}: not a weights manifest (invalid JSON: ${e instanceof Error ? e.message : String(e)})`);
+    // JSON.parse quotes the text around the fault: from a binary file that is bytes, not words
+    const why = (e instanceof Error ? e.message : String(e)).replace(/[^\x20-\x7e]+/g, '?').slice(0, 160);
+    throw new Error(`${manifestPath}: not a weights manifest (invalid JSON: ${why})`);
   }
   const manifest = parseWeightsManifest(json, manifestPath);
   const folder = dirname(manifestPath);
@@ -125,7 +123,9 @@ export async function readWeightsFiles(target: string): Promise<LayerWeights[]> 
     if (!(await exists(manifest))) throw new Error(`weights: the folder ${path} has no ${MANIFEST_FILE}`);
     return readManifestFiles(manifest);
   }
-  if (await isHdf5(path)) return (await readKerasH5(path)).layers;
+  // A .h5 name is a Keras file: without the HDF5 signature it is refused as such (readKerasH5
+  // looks past a user block too), not parsed as a manifest.
+  if (/\.(h5|hdf5|keras)$/i.test(path) || (await isHdf5(path))) return (await readKerasH5(path)).layers;
   return readManifestFiles(path);
 }
 
@@ -213,6 +213,11 @@ export async function imagenetWeights(file: ImagenetWeightsFile, options: Weight
       // Another process finished first: its copy is as good as ours.
       if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
     });
+  } catch (e) {
+    if (isDiskFull(e)) {
+      throw Object.assign(new Error(`disk full while caching the converted ${file.builder} weights in ${converted}: nothing was cached (${h5Path} is kept); free some space and run again`, { cause: e }), { code: (e as NodeJS.ErrnoException).code });
+    }
+    throw e;
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
