@@ -463,3 +463,53 @@ describe('the graph runs (GPU): one predict at 32x32, batch 1, against TF.js ops
     await m.dispose();
   });
 });
+
+describe('non-square inputs against TF.js ops, and a fine-tuned model through model.h5', () => {
+  it('MobileNetV2 and ResNet50 at 40x56 (batch 2)', async () => {
+    for (const [build, pre, seed] of [[() => MobileNetV2({ weights: null, inputShape: [40, 56, 3], alpha: 0.5, pooling: 'avg' }), mobilenetV2.preprocessInput, 9], [() => ResNet50({ weights: null, inputShape: [40, 56, 3] }), resnet50.preprocessInput, 10]] as const) {
+      const m = await build();
+      await randomizeBatchNorm(m, seed);
+      const n = 40 * 56 * 3;
+      const x = pre(Float32Array.from({ length: 2 * n }, (_, i) => (i * 29 + seed) % 256));
+      const y = await m.predict(x, { batchSize: 2 });
+      const per = y.length / 2;
+      for (let b = 0; b < 2; b++) expectNear(y.subarray(b * per, (b + 1) * per), await tfjsForward(m, x.subarray(b * n, (b + 1) * n)), 1e-4, `${m.name} 40x56 image ${b}`);
+      await m.dispose();
+    }
+  });
+
+  it('a fine-tuned MobileNetV2 (top unfrozen, BatchNormalization trained in inference mode) saved as model.h5 loads back with identical outputs', async () => {
+    const { Dense, GlobalAveragePooling2D, setInferenceMode, setInitSeed } = await import('../src/index.ts');
+    const build = async () => {
+      setInitSeed(12);
+      const base = await MobileNetV2({ weights: null, includeTop: false, inputShape: [32, 32, 3], alpha: 0.35 });
+      for (const l of base.layers.slice(0, 140)) l.trainable = false;
+      setInferenceMode(base.layers, true);
+      const out = new Dense({ units: 1, activation: 'sigmoid' }).apply(new GlobalAveragePooling2D().apply(base.output));
+      const m = new Model({ inputs: base.input, outputs: out });
+      m.compile({ optimizer: 'adam', loss: 'binary_crossentropy' });
+      return m;
+    };
+    const m = await build();
+    await randomizeBatchNorm(m, 11);
+    const r = rng(13);
+    const x = mobilenetV2.preprocessInput(Float32Array.from({ length: 4 * 32 * 32 * 3 }, () => r() * 255));
+    const y = new Float32Array([0, 1, 1, 0]);
+    for (let s = 0; s < 2; s++) await m.trainOnBatch(x, y);
+    const dir = await mkdtemp(join(tmpdir(), 'mnv2-h5-'));
+    const file = join(dir, 'model.h5');
+    await m.saveWeightsH5(file);
+    const again = await build();
+    const report = await again.loadWeights(file);
+    // the second build's top layers get new names (dense_1, ...), as in a Keras session: read by order
+    expect(report.matchedBy).toBe('order');
+    expect(report.layers).toBe(m.layers.filter((l) => l.params.length).length);
+    const a = await m.predict(x);
+    const b = await again.predict(x);
+    expect(Array.from(b)).toEqual(Array.from(a));
+    const wa = await m.getWeights();
+    (await again.getWeights()).forEach((t, i) => expect(t.data, t.name).toEqual(wa[i].data));
+    await rm(dir, { recursive: true, force: true });
+  });
+});
+
