@@ -124,4 +124,15 @@ describe('webgpu-finetune train --base mobilenet_v2', () => {
     writeFileSync(join(old, 'settings.json'), JSON.stringify({ format: 'webgpu-finetune-run', version: 1, architecture: 'vgg16-reference', base: 'resnet50' }));
     await expect(readSettings(old)).rejects.toThrow(/not a settings file of this tool/);
   });
+
+  it("info lists every base's ImageNet file and whether it is cached", async () => {
+    mkdirSync(join(tmp, 'cache'), { recursive: true });
+    writeFileSync(join(tmp, 'cache', 'resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5'), 'placeholder');
+    const r = await cli(['info']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/VGG16 ImageNet \(notop, 56\.2 MiB\): not cached/);
+    expect(r.stdout).toContain('ResNet50 ImageNet (notop): cached (.h5, converted on first use)');
+    expect(r.stdout).toContain('MobileNetV2 ImageNet (alpha, size: 1.0, 224): not cached: downloaded on first use of --weights imagenet --base mobilenet_v2');
+  });
 });
+

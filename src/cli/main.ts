@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { convertWeights, getGpu } from '../index.ts';
 import { fmtBytes, GpuError } from '../gpu/index.ts';
 import { defaultCacheDir, MANIFEST_FILE, VGG16_NOTOP } from '../io/weights-node.ts';
+import { MOBILENET_V2_ALPHAS, MOBILENET_V2_ROWS, mobilenetV2NoTop, RESNET50_NOTOP, type ImagenetWeightsFile } from '../io/imagenet-files.ts';
 import { parse, UsageError } from './args.ts';
 import { DEMO_HELP, demoCommand } from './demo.ts';
 import { EVALUATE_HELP, evaluateCommand, PREDICT_HELP, predictCommand } from './predict.ts';
@@ -72,11 +73,17 @@ async function info(args: string[]): Promise<number> {
   }
   console.log(`features: ${[...gpu.features].sort().join(', ') || '(none)'}`);
   const cache = defaultCacheDir();
-  const converted = join(cache, VGG16_NOTOP.converted, MANIFEST_FILE);
-  const h5 = join(cache, VGG16_NOTOP.fileName);
-  const state = existsSync(converted) ? 'cached (converted)' : existsSync(h5) ? 'cached (.h5, converted on first use)' : 'not cached: downloaded on first use of --weights imagenet';
   console.log(`weights cache: ${cache} (set WEBGPU_FINETUNE_CACHE to move it)`);
-  console.log(`  VGG16 ImageNet (notop, ${fmtBytes(VGG16_NOTOP.bytes)}): ${state}`);
+  const state = (f: ImagenetWeightsFile) => (existsSync(join(cache, f.converted, MANIFEST_FILE)) ? 'cached (converted)' : existsSync(join(cache, f.fileName)) ? 'cached (.h5, converted on first use)' : null);
+  // the files the CLI's bases use (MobileNetV2: alpha 1.0, every size Keras has), and any other MobileNetV2 file present
+  const files: ImagenetWeightsFile[] = [VGG16_NOTOP, RESNET50_NOTOP, ...MOBILENET_V2_ALPHAS.flatMap((a) => MOBILENET_V2_ROWS.map((r) => mobilenetV2NoTop(a, r)))];
+  for (const f of files) {
+    const st = state(f);
+    const isDefault = f.builder !== 'MobileNetV2' || f.fileName.includes('_1.0_224_');
+    if (!st && !isDefault) continue;
+    const what = f.builder === 'MobileNetV2' ? `MobileNetV2 ImageNet (${f.fileName.replace(/^.*kernels_(.*)_no_top\.h5$/, 'alpha, size: $1').replace('_', ', ')})` : `${f.builder} ImageNet (notop${f.bytes ? `, ${fmtBytes(f.bytes)}` : ''})`;
+    console.log(`  ${what}: ${st ?? `not cached: downloaded on first use of --weights imagenet${f.builder === 'VGG16' ? '' : ` --base ${f.builder === 'ResNet50' ? 'resnet50' : 'mobilenet_v2'}`}`}`);
+  }
   return 0;
 }
 
