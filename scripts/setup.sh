@@ -9,3 +9,4 @@ if [ ! -d node_modules/webgpu ] || [ ! -d node_modules/vitest ] || [ ! -d node_m
   npm ci --no-audit --no-fund
 fi
 bash scripts/install-software-gpu.sh
+bash scripts/install-fashion-mnist.sh
