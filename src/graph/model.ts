@@ -301,8 +301,7 @@ export class Model {
         this.ring ??= new StatsRing(gpu, readback);
         let opt = null;
         if (c) {
-          const make = (mode: string) => c.metrics.map((m) => gpu.createBuffer(`${m.name} ${mode} accumulator`, m.floats * 4));
-          this.metricCounts ??= { train: make('train'), eval: make('eval') };
+          await this.metricAccumulators();
           this.guard ??= await GuardKernel.create(this.gpu);
           this.updates ??= await c.optimizer.createKernel(this.gpu, this.guard.halt);
           const updates = this.updates;
@@ -376,10 +375,22 @@ export class Model {
     return out;
   }
 
+  /** The compiled metrics' accumulators (zeroed when created), shared by every plan. */
+  private async metricAccumulators(): Promise<MetricCounts> {
+    const specs = this.requireCompiled('metrics').metrics;
+    if (!this.metricCounts) {
+      this.gpu ??= await getGpu();
+      const gpu = this.gpu;
+      const make = (mode: string) => specs.map((m) => gpu.createBuffer(`${m.name} ${mode} accumulator`, m.floats * 4));
+      this.metricCounts = { train: make('train'), eval: make('eval') };
+    }
+    return this.metricCounts;
+  }
+
   /** Starts a mode's stateful metrics over (Keras's reset_state, at an epoch's start). */
   private async resetMetrics(mode: 'train' | 'eval'): Promise<void> {
     if (!this.compiled?.metrics.length) return;
-    if (!this.metricCounts) await this.plan(1); // creates the accumulators
+    await this.metricAccumulators();
     this.metricCounts![mode].forEach((b, i) => this.gpu!.write(b, new Float32Array(this.compiled!.metrics[i].floats)));
   }
 
@@ -390,7 +401,7 @@ export class Model {
   async getMetricState(): Promise<Float32Array[]> {
     const specs = this.requireCompiled('metric state').metrics;
     if (!specs.length) return [];
-    if (!this.metricCounts) await this.plan(1);
+    await this.metricAccumulators();
     return Promise.all(this.metricReads('train').map((r) => this.gpu!.readF32(r.buffer, r.floats)));
   }
 
@@ -401,7 +412,7 @@ export class Model {
   async getMetricsResult(): Promise<Record<string, number>> {
     const specs = this.requireCompiled('metrics').metrics;
     if (!specs.length) return {};
-    if (!this.metricCounts) await this.plan(1);
+    await this.metricAccumulators();
     return this.metricValues(await this.readMetrics('train'), 0);
   }
 
@@ -411,7 +422,7 @@ export class Model {
       throw new Error(`setMetricState: the model's metrics (${specs.map((m) => `${m.name}: ${m.floats} values`).join(', ') || 'none beyond accuracy'}) do not match the state given (${state.map((a) => a.length).join(', ') || 'empty'})`);
     }
     if (!specs.length) return;
-    if (!this.metricCounts) await this.plan(1);
+    await this.metricAccumulators();
     state.forEach((a, i) => this.gpu!.write(this.metricCounts!.train[i], a));
   }
 
