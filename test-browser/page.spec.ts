@@ -37,6 +37,7 @@ interface PageStatus {
   notices: string[];
   stoppedEpoch: number | null;
   restoredEpoch: number | null;
+  fineTuneFrom: number | null;
   confusion: { classes: string[]; counts: number[][]; precision: number[]; recall: number[]; total: number; accuracy: number } | null;
 }
 
@@ -294,6 +295,41 @@ describe('the page with Adam, a cosine schedule and early stopping (SwiftShader)
     expect(await text(page, '#confusion')).toMatch(/Confusion matrix on the 4 validation images \(accuracy \d+\.\d%/);
     await page.locator('#train-section').scrollIntoViewIfNeeded();
     await page.screenshot({ path: `${ARTIFACTS}/browser-adam-cosine-early.png`, fullPage: true });
+    expect(errors).toEqual([]);
+  });
+});
+
+describe('the page\'s two-phase option: then fine-tune (SwiftShader)', () => {
+  // 1 epoch with the whole VGG16 base frozen, then 1 with block 5 unfrozen at a tenth of the rate.
+  const settings: TrainSettings = { height: 32, width: 32, batchSize: 2, epochs: 1, frozen: 19, learningRate: 0.01, momentum: 0, augment: false, seed: 3 };
+  const sample: SampleOptions = { train: 4, test: 4, size: 32, seed: 7 };
+  let browser: Browser | undefined;
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('offers the option with defaults, enters the second phase after the first epochs and marks the boundary on the curves', async () => {
+    const errors: string[] = [];
+    browser = await launch('core');
+    const page = await openPage(browser, server.url, errors);
+    expect(await page.isChecked('#s-ft')).toBe(false);
+    expect(await page.inputValue('#s-ft-at')).toBe('11'); // VGG16: block 4 (block 5 already trains by default)
+    expect(Number(await page.inputValue('#s-ft-lr'))).toBeCloseTo(0.001, 12); // SGD's 0.01 / 10
+    await configure(page, settings, sample);
+    await page.check('#s-ft');
+    await page.fill('#s-ft-at', '15');
+    await page.fill('#s-ft-epochs', '1');
+    await page.fill('#s-ft-lr', '0.002');
+    await page.check('input[name=weights][value=random]');
+    await page.click('#train');
+    const done = await until(page, 'the end of both phases', (s) => s.state === 'done');
+    expect(done.fineTuneFrom).toBe(1);
+    expect(done.epochs.map((e) => [e.epoch, e.partial])).toEqual([[0, false], [1, false]]);
+    expect(done.steps.map((s) => s.lr)).toEqual([0.01, 0.01, 0.002, 0.002]);
+    for (const chart of ['loss-chart', 'acc-chart', 'lr-chart']) {
+      expect(await page.$$eval(`#${chart} line.mark`, (ls) => ls.map((l) => Number(l.getAttribute('data-x')))), chart).toEqual([2]);
+    }
+    expect(await text(page, '#log')).toMatch(/Fine-tuning: the base's layers from 15 \(block5_conv1\) on unfrozen/);
     expect(errors).toEqual([]);
   });
 });

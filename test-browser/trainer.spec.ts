@@ -10,6 +10,8 @@ import { SGD } from '../src/graph/optimizers.ts';
 import { dataSetFromFiles, makeFlows, sampleDataSet, type NamedBlob } from '../web/lib/data.ts';
 import { DEFAULT_SETTINGS, type TrainSettings } from '../web/lib/settings.ts';
 import { Trainer } from '../web/lib/trainer.ts';
+import { enterFineTuning } from '../web/lib/program.ts';
+import type { NamedTensor } from '../src/graph/model.ts';
 import { EarlyStopping } from '../src/graph/callbacks.ts';
 import { confusionFrom, confusionMatrix, predictedClasses } from '../src/graph/confusion.ts';
 
@@ -140,6 +142,64 @@ describe('Trainer with EarlyStopping, and the confusion matrix', () => {
     expect(m.recall).toEqual([2 / 3, 1 / 2, 0]);
     expect(m.accuracy).toBeCloseTo(3 / 6, 12);
     expect(() => confusionFrom([0, 3], [0, 1], ['a', 'b'])).toThrow(/image 1 has class 3/);
+  });
+});
+
+describe('Trainer with a fine-tuning phase (the page\'s two-phase option)', () => {
+  // 2 epochs with the conv layer frozen, then 2 with it unfrozen at a new SGD's rate (no momentum)
+  const twoPhase: TrainSettings = { ...settings, frozen: 2, fineTune: { at: 1, epochs: 2, lr: 0.02 } };
+
+  async function run(stopAt: number[]) {
+    const { train, test } = await makeFlows(sampleDataSet({ train: 8, test: 4, size: 8, seed: 3 }), twoPhase);
+    setInitSeed(21);
+    const input = Input({ shape: [8, 8, 3] });
+    let x = new Conv2D({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'conv' }).apply(input);
+    x = new MaxPooling2D({ poolSize: 2, strides: 2 }).apply(x);
+    x = new Flatten().apply(x);
+    x = new Dense({ units: 8, activation: 'relu' }).apply(x);
+    x = new Dropout({ rate: 0.5 }).apply(x);
+    const model = new Model({ inputs: input, outputs: new Dense({ units: 1, activation: 'sigmoid' }).apply(x) });
+    for (const l of model.layers.slice(0, twoPhase.frozen)) l.trainable = false;
+    model.compile({ optimizer: new SGD({ learningRate: 0.05, momentum: 0.9 }), loss: 'binary_crossentropy', metrics: ['acc'] });
+    const initial = await model.getWeights();
+    let boundary: NamedTensor[] = [];
+    const t: Trainer = new Trainer(model, train, test, 4, {
+      onStep: (s) => {
+        if (stopAt.includes(s.global)) t.stop();
+      },
+    }, {
+      secondPhase: {
+        from: twoPhase.epochs,
+        enter: async (m) => {
+          boundary = await m.getWeights();
+          enterFineTuning(m, twoPhase, 3);
+        },
+      },
+    });
+    const pauses: number[] = [];
+    while ((await t.run()) === 'paused') pauses.push(t.stepInEpoch);
+    return { t, pauses, initial, boundary, weights: await model.getWeights() };
+  }
+
+  it('enters phase 2 after the first epochs, the same when stopped and resumed mid-phase-2; only phase 2 changes the unfrozen layer', async () => {
+    const whole = await run([]);
+    const cut = await run([1, 9]); // lands mid-epoch 0 and mid-epoch 2 (the second phase's first), after the steps fit keeps queued
+    expect(cut.pauses).toHaveLength(2);
+    for (const p of cut.pauses) expect(p, 'paused mid-epoch').toBeGreaterThan(0);
+    expect(whole.t.state).toBe('done');
+    expect([whole.t.fineTuneFrom, cut.t.fineTuneFrom]).toEqual([2, 2]);
+    expect(whole.t.epochs.map((e) => [e.epoch, e.partial])).toEqual([[0, false], [1, false], [2, false], [3, false]]);
+    expect(cut.t.steps.map((s) => s.loss)).toEqual(whole.t.steps.map((s) => s.loss));
+    expect(cut.weights).toHaveLength(whole.weights.length); // (the dense layers' automatic names differ between the two models)
+    cut.weights.forEach((w, i) => expect(w.data, w.name).toEqual(whole.weights[i].data));
+    // the rate each update used: the first optimizer's 0.05, then the fine-tuning one's 0.02
+    expect(whole.t.steps.map((s) => s.lr)).toEqual([...Array(8).fill(0.05), ...Array(8).fill(0.02)]);
+    const changed = (a: NamedTensor[], b: NamedTensor[], name: RegExp) => a.filter((w) => name.test(w.name)).map((w) => w.data.some((v, j) => v !== b[a.indexOf(w)].data[j]));
+    for (const r of [whole, cut]) {
+      expect(changed(r.boundary, r.initial, /^conv\//), 'conv in phase 1').toEqual([false, false]);
+      expect(changed(r.weights, r.boundary, /^conv\//), 'conv in phase 2').toEqual([true, true]);
+      expect(changed(r.boundary, r.initial, /^dense/), 'top in phase 1').toEqual([true, true, true, true]);
+    }
   });
 });
 

@@ -33,6 +33,7 @@ function ticks(lo: number, hi: number, count = 4): number[] {
 export class LineChart {
   private readonly series = new Map<string, { style: SeriesStyle; points: [number, number][] }>();
   private xMax = 1;
+  private readonly marks: { x: number; label: string }[] = [];
   private readonly w = 560;
   private readonly h = 220;
   private readonly pad = { l: 48, r: 12, t: 26, b: 30 };
@@ -61,8 +62,15 @@ export class LineChart {
     this.render();
   }
 
+  /** A labelled vertical line at x (e.g. where a training phase begins). */
+  mark(x: number, label: string): void {
+    this.marks.push({ x, label });
+    this.render();
+  }
+
   clear(): void {
     for (const s of this.series.values()) s.points = [];
+    this.marks.length = 0;
     this.render();
   }
 
@@ -102,6 +110,12 @@ export class LineChart {
     this.svg.append(el('line', { x1: pad.l, x2: pad.l, y1: pad.t, y2: h - pad.b, class: 'axis' }));
     this.svg.append(el('line', { x1: pad.l, x2: w - pad.r, y1: h - pad.b, y2: h - pad.b, class: 'axis' }));
 
+    for (const m of this.marks) {
+      this.svg.append(el('line', { x1: X(m.x), x2: X(m.x), y1: pad.t, y2: h - pad.b, stroke: '#888', 'stroke-dasharray': '2 3', class: 'mark', 'data-x': m.x }));
+      const label = el('text', { x: X(m.x) + 4, y: pad.t + 10, class: 'tick mark-label' });
+      label.textContent = m.label;
+      this.svg.append(label);
+    }
     let legendX = w - pad.r;
     for (const [key, { style, points }] of [...this.series.entries()].reverse()) {
       const d = points.map(([x, y], i) => `${i ? 'L' : 'M'}${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join('');

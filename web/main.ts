@@ -14,9 +14,9 @@ import { LineChart } from './chart.ts';
 import { countImages, dataSetFromFiles, encodePpm, makeFlows, sampleDataSet, type DataSet, type NamedBlob, type SampleOptions } from './lib/data.ts';
 import { EarlyStopping } from '../src/graph/callbacks.ts';
 import { confusionMatrix, type ConfusionMatrix } from '../src/graph/confusion.ts';
-import { buildBase, buildModel, IMAGENET_FILES, imageInput, modelWeightsH5, weightsFromFiles, weightsFromUrl, type Built, type WeightsFile } from './lib/program.ts';
-import { BASES, baseOf, checkSettings, DEFAULT_LEARNING_RATES, DEFAULT_SETTINGS, VGG16_LAYERS, type BaseName, type OptimizerName, type ScheduleName, type TrainSettings } from './lib/settings.ts';
-import { Trainer, type EpochRecord, type StepRecord } from './lib/trainer.ts';
+import { buildBase, buildModel, enterFineTuning, IMAGENET_FILES, imageInput, modelWeightsH5, weightsFromFiles, weightsFromUrl, type Built, type WeightsFile } from './lib/program.ts';
+import { BASES, baseOf, checkSettings, DEFAULT_LEARNING_RATES, DEFAULT_SETTINGS, totalEpochsOf, VGG16_LAYERS, type BaseName, type OptimizerName, type ScheduleName, type TrainSettings } from './lib/settings.ts';
+import { Trainer, type EpochRecord, type SecondPhase, type StepRecord } from './lib/trainer.ts';
 import { generateSampleSet } from '../src/io/sample-data.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => {
@@ -338,6 +338,8 @@ function writeSettings(s: TrainSettings): void {
   select('s-schedule').value = s.schedule ?? 'none';
   input('s-early').checked = (s.earlyStopping ?? 0) > 0;
   if (s.earlyStopping) input('s-patience').value = String(s.earlyStopping);
+  input('s-ft').checked = !!s.fineTune;
+  fineTuneDefaults(s.fineTune);
   renderLayers();
 }
 
@@ -349,7 +351,19 @@ function readSettings(): TrainSettings {
   s.optimizer = select('s-optimizer').value as OptimizerName;
   s.schedule = select('s-schedule').value as ScheduleName;
   s.earlyStopping = input('s-early').checked ? Number(input('s-patience').value) : 0;
+  if (input('s-ft').checked) s.fineTune = { at: Number(input('s-ft-at').value), epochs: Number(input('s-ft-epochs').value), lr: Number(input('s-ft-lr').value) };
   return s;
+}
+
+/**
+ * The fine-tuning fields: given values, or the defaults (from the start of the base's last block,
+ * at a tenth of the learning rate). The defaults follow the base and rate until the box is ticked.
+ */
+function fineTuneDefaults(ft?: TrainSettings['fineTune']): void {
+  input('s-ft-at').max = String(BASES[select('s-base').value as BaseName].layers - 1);
+  input('s-ft-at').value = String(ft?.at ?? BASES[select('s-base').value as BaseName].fineTuneAt);
+  input('s-ft-lr').value = String(ft?.lr ?? Number(input('s-lr').value) / 10);
+  if (ft) input('s-ft-epochs').value = String(ft.epochs);
 }
 
 /** The chosen base's top, freeze range and weights hint. */
@@ -374,6 +388,12 @@ select('s-base').addEventListener('change', () => {
 select('s-optimizer').addEventListener('change', () => {
   input('s-lr').value = String(DEFAULT_LEARNING_RATES[select('s-optimizer').value as OptimizerName]);
 });
+// (after the listeners above, which set the base's frozen prefix and the optimizer's rate)
+for (const [id, event] of [['s-base', 'change'], ['s-optimizer', 'change'], ['s-lr', 'input']]) {
+  $(id).addEventListener(event, () => {
+    if (!input('s-ft').checked) fineTuneDefaults();
+  });
+}
 
 /** The VGG16 layer list with each layer's output shape and parameters at the current input size. */
 function renderVgg16Layers(): void {
@@ -674,11 +694,21 @@ async function startTraining(): Promise<void> {
   }
   // Keras's EarlyStopping; its messages go to the log beside fit's progress text
   const earlyStopping = settings.earlyStopping ? new EarlyStopping({ monitor: 'val_loss', patience: settings.earlyStopping, restoreBestWeights: true, verbose: 1, print: (line) => log(`${line}\n`), warn: (line) => log(`${line}\n`) }) : null;
-  const trainer = new Trainer(built.model, flows.train, flows.test, settings.epochs, { onStep, onEpoch, onLog: log }, { earlyStopping });
+  const ft = settings.fineTune;
+  const secondPhase: SecondPhase | null = ft ? {
+    from: settings.epochs,
+    enter: (model) => {
+      enterFineTuning(model, settings);
+      const at = built.model.layers[ft.at]?.name ?? String(ft.at);
+      log(`Fine-tuning: the base's layers from ${ft.at} (${at}) on unfrozen, its BatchNormalization in inference mode; a new ${settings.optimizer ?? 'sgd'} at lr ${ft.lr}; epochs ${settings.epochs + 1}-${totalEpochsOf(settings)}\n`);
+      for (const chart of charts) chart.mark(settings.epochs * trainer.stepsPerEpoch, 'fine-tuning');
+    },
+  } : null;
+  const trainer = new Trainer(built.model, flows.train, flows.test, totalEpochsOf(settings), { onStep, onEpoch, onLog: log }, { earlyStopping, secondPhase });
   run = { settings, data, built, trainer, plan, started: performance.now(), confusion: null, evaluating: null };
   for (const chart of charts) {
     chart.clear();
-    chart.setXMax(settings.epochs * trainer.stepsPerEpoch);
+    chart.setXMax(trainer.totalEpochs * trainer.stepsPerEpoch);
   }
   $<HTMLProgressElement>('epoch-progress').value = 0;
   $('predictions').replaceChildren();
@@ -787,6 +817,8 @@ const api = {
     error: run?.trainer.error?.message ?? null,
     stoppedEpoch: run?.trainer.stoppedEpoch ?? null,
     restoredEpoch: run?.trainer.restoredEpoch ?? null,
+    /** the epoch (0-based) the fine-tuning phase began at; null before it (or without one) */
+    fineTuneFrom: run?.trainer.fineTuneFrom ?? null,
     confusion: run?.confusion ?? null,
     notices: Array.from($('notices').children, (n) => n.textContent ?? ''),
   }),

@@ -9,7 +9,7 @@
  * (src/cli/reference-model.ts builds the same models but imports src/index.ts, which pulls Node
  * modules, so the page cannot share it; the two are kept alike by hand.)
  */
-import { Dense, Dropout, Flatten, GlobalAveragePooling2D, Input, setInitSeed } from '../../src/graph/layers.ts';
+import { Dense, Dropout, Flatten, GlobalAveragePooling2D, Input, setInferenceMode, setInitSeed } from '../../src/graph/layers.ts';
 import { MobileNetV2 } from '../../src/graph/mobilenet-v2.ts';
 import { Model } from '../../src/graph/model.ts';
 import { Adam, AdamW, RMSprop, SGD, type Optimizer } from '../../src/graph/optimizers.ts';
@@ -194,6 +194,21 @@ export async function buildModel(s: TrainSettings, weights: WeightsFile | null =
   model.compile({ optimizer: optimizerFor(s, options.stepsPerEpoch), loss: 'binary_crossentropy', metrics: ['acc'] });
   model.seed = s.seed;
   return { model, base, weightsInto };
+}
+
+/**
+ * The second phase of Keras's transfer-learning recipe (as `train --fine-tune-at`): the layers
+ * from `fineTune.at` up to the frozen prefix's end become trainable, the base's BatchNormalization
+ * layers (the model's first `baseLayers`) stay in inference mode (the guide calls the base with
+ * training=False), and the model is compiled again with a new optimizer at the fine-tuning rate,
+ * no schedule (Keras's guide recompiles, so the optimizer starts from zero state).
+ */
+export function enterFineTuning(model: Model, s: TrainSettings, baseLayers = BASES[baseOf(s)].layers): void {
+  const ft = s.fineTune;
+  if (!ft) throw new Error('enterFineTuning: the settings have no fineTune ({ at, epochs, lr })');
+  for (const l of model.layers.slice(ft.at, s.frozen)) l.trainable = true;
+  setInferenceMode(model.layers.slice(0, baseLayers), true);
+  model.compile({ optimizer: optimizerFor({ ...s, learningRate: ft.lr, schedule: 'none' }), loss: 'binary_crossentropy', metrics: ['acc'] });
 }
 
 /** The trained weights in Keras's HDF5 layout (every layer listed, as Keras writes it). */

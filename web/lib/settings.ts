@@ -32,6 +32,19 @@ export interface TrainSettings {
   schedule?: ScheduleName;
   /** EarlyStopping on val_loss with this patience, best weights restored; 0 or absent: off */
   earlyStopping?: number;
+  /**
+   * Keras's two-phase recipe (as `train --fine-tune-at`): after `epochs`, the base's layers from
+   * index `at` on become trainable (the base's BatchNormalization stays on its moving statistics)
+   * and the model is compiled again with a new optimizer at `lr` (no schedule) for `epochs` more.
+   * Absent: one phase.
+   */
+  fineTune?: FineTune;
+}
+
+export interface FineTune {
+  at: number;
+  epochs: number;
+  lr: number;
 }
 
 export const BASE_NAMES = ['vgg16', 'mobilenet_v2', 'resnet50'] as const;
@@ -56,13 +69,15 @@ export interface BaseInfo {
   frozen: number;
   /** the top, as text */
   top: string;
+  /** the fine-tuning phase's default first unfrozen layer: the start of the base's last block (VGG16: block 4, as block 5 already trains) */
+  fineTuneAt: number;
 }
 
 /** What the page offers per base; MobileNetV2 and ResNet50 follow Keras's transfer-learning guide (as `train --base`). */
 export const BASES: Record<BaseName, BaseInfo> = {
-  vgg16: { builder: 'VGG16', layers: 19, frozen: 15, top: 'Flatten, Dense(256, relu), Dropout(0.5), Dense(1, sigmoid)' },
-  mobilenet_v2: { builder: 'MobileNetV2', layers: 154, frozen: 154, top: 'GlobalAveragePooling2D, Dropout(0.2), Dense(1, sigmoid)' },
-  resnet50: { builder: 'ResNet50', layers: 175, frozen: 175, top: 'GlobalAveragePooling2D, Dropout(0.2), Dense(1, sigmoid)' },
+  vgg16: { builder: 'VGG16', layers: 19, frozen: 15, top: 'Flatten, Dense(256, relu), Dropout(0.5), Dense(1, sigmoid)', fineTuneAt: 11 },
+  mobilenet_v2: { builder: 'MobileNetV2', layers: 154, frozen: 154, top: 'GlobalAveragePooling2D, Dropout(0.2), Dense(1, sigmoid)', fineTuneAt: 143 },
+  resnet50: { builder: 'ResNet50', layers: 175, frozen: 175, top: 'GlobalAveragePooling2D, Dropout(0.2), Dense(1, sigmoid)', fineTuneAt: 165 },
 };
 
 export const baseOf = (s: Pick<TrainSettings, 'base'>): BaseName => s.base ?? 'vgg16';
@@ -83,6 +98,9 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   earlyStopping: 0,
 };
 
+/** Epochs of the whole run: the first phase's, plus the fine-tuning phase's. */
+export const totalEpochsOf = (s: Pick<TrainSettings, 'epochs' | 'fineTune'>): number => s.epochs + (s.fineTune?.epochs ?? 0);
+
 /** The reference program's ImageDataGenerator for training (besides rescale). */
 export const AUGMENTATION = { rotationRange: 30, widthShiftRange: 0.3, zoomRange: 0.3, horizontalFlip: true, verticalFlip: true };
 
@@ -102,6 +120,14 @@ export function checkSettings(s: TrainSettings): string[] {
   if (s.optimizer !== undefined && !OPTIMIZER_NAMES.includes(s.optimizer)) problems.push(`Optimizer must be one of ${OPTIMIZER_NAMES.join(', ')} (got ${String(s.optimizer)})`);
   if (s.schedule !== undefined && !SCHEDULE_NAMES.includes(s.schedule)) problems.push(`Learning-rate schedule must be one of ${SCHEDULE_NAMES.join(', ')} (got ${String(s.schedule)})`);
   if (s.earlyStopping !== undefined) int(s.earlyStopping, 0, 1000, 'Early-stopping patience');
+  if (s.fineTune) {
+    const ft = s.fineTune;
+    int(ft.at, 0, BASES[base]?.layers ?? VGG16_LAYERS.length, 'Fine-tune from layer');
+    if (Number.isInteger(ft.at) && ft.at >= s.frozen) problems.push(`Fine-tuning from layer ${ft.at} unfreezes nothing: only the first ${s.frozen} layers are frozen; pick a layer before ${s.frozen} (or freeze more)`);
+    int(ft.epochs, 1, 1000, 'Fine-tuning epochs');
+    if (!(ft.lr > 0 && ft.lr <= 10)) problems.push(`Fine-tuning learning rate must be above 0 (and at most 10), got ${ft.lr}`);
+    if ((s.earlyStopping ?? 0) > 0) problems.push('Early stopping is not supported with fine-tuning yet (each phase would need its own): turn one of them off');
+  }
   int(s.seed, 0, 2 ** 32 - 1, 'Seed');
   if (!(s.learningRate > 0 && s.learningRate <= 10)) problems.push(`Learning rate must be above 0 (and at most 10), got ${s.learningRate}`);
   if (!(s.momentum >= 0 && s.momentum < 1)) problems.push(`Momentum must be in [0, 1), got ${s.momentum}`);

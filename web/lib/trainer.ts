@@ -9,6 +9,10 @@
  * resume finishes the interrupted epoch in one of its own), and EarlyStopping resets at each
  * fit's start and restores at each fit's end. The trainer starts it once, shows it only whole
  * epochs, and lets it restore the best weights only when training really ends.
+ *
+ * A second phase (Keras's fine-tuning after the frozen-base phase) starts when the first phase's
+ * epochs are done, also when that happens across a stop and resume: each fit() runs within one
+ * phase, and the phase's entry (unfreeze, recompile) runs once, before its first fit.
  */
 import type { CallbackModel, EarlyStopping } from '../../src/graph/callbacks.ts';
 import type { Logs, Model } from '../../src/graph/model.ts';
@@ -53,9 +57,18 @@ export interface TrainerEvents {
 
 export type TrainerState = 'ready' | 'running' | 'stopping' | 'paused' | 'done' | 'failed';
 
+export interface SecondPhase {
+  /** the first epoch (0-based) of the second phase: the first phase's epoch count */
+  from: number;
+  /** puts the model in the second phase (e.g. program.ts's enterFineTuning: unfreeze and recompile) */
+  enter(model: Model): void | Promise<void>;
+}
+
 export interface TrainerOptions {
   /** Keras's EarlyStopping (e.g. on val_loss with restoreBestWeights); see the note above */
   earlyStopping?: EarlyStopping | null;
+  /** a fine-tuning phase after `from` epochs, up to totalEpochs */
+  secondPhase?: SecondPhase | null;
 }
 
 export class Trainer {
@@ -70,6 +83,10 @@ export class Trainer {
   stoppedEpoch: number | null = null;
   /** the epoch (0-based) whose weights EarlyStopping put back at the end, or null */
   restoredEpoch: number | null = null;
+  /** the epoch (0-based) the second phase began at, once it has; null before (or without one) */
+  fineTuneFrom: number | null = null;
+  /** steps done before the current phase (the phase's optimizer counts its updates from 0) */
+  private phaseStart = 0;
   private stopRequested = false;
   private last = 0;
 
@@ -107,10 +124,18 @@ export class Trainer {
         es.setModel(this.model as unknown as CallbackModel);
         es.onTrainBegin();
       }
+      const second = this.options.secondPhase ?? null;
       while (this.epoch < this.totalEpochs && !this.stopRequested && this.stoppedEpoch === null) {
+        if (second && this.fineTuneFrom === null && this.epoch >= second.from) {
+          await second.enter(this.model);
+          this.fineTuneFrom = this.epoch;
+          this.phaseStart = this.steps.length;
+        }
+        // a fit never crosses into the second phase: it ends at the first phase's last epoch
+        const phaseEnd = second && this.fineTuneFrom === null ? Math.min(second.from, this.totalEpochs) : this.totalEpochs;
         const resuming = this.stepInEpoch > 0;
         await this.model.fit(this.train, {
-          epochs: resuming ? this.epoch + 1 : this.totalEpochs,
+          epochs: resuming ? this.epoch + 1 : phaseEnd,
           initialEpoch: this.epoch,
           stepsPerEpoch: resuming ? this.stepsPerEpoch - this.stepInEpoch : undefined,
           validationData: this.test,
@@ -141,8 +166,8 @@ export class Trainer {
       },
       onBatchEnd: (_step: number, logs: { loss: number; acc: number; size: number }) => {
         const t = now();
-        // the trainer's model starts at update 0, so step n (from 1) was update n - 1
-        const lr = this.model.optimizer.currentLearningRate(this.steps.length);
+        // each phase's optimizer starts at update 0, so the phase's step n (from 1) was update n - 1
+        const lr = this.model.optimizer.currentLearningRate(this.steps.length - this.phaseStart);
         const rec: StepRecord = { epoch: this.epoch, step: this.stepInEpoch, global: this.steps.length + 1, loss: logs.loss, acc: logs.acc, size: logs.size, ms: t - this.last, lr };
         this.last = t;
         this.steps.push(rec);
