@@ -1,17 +1,16 @@
 // train --base mobilenet_v2 end to end (child processes of bin/webgpu-finetune.mjs, as a user
 // runs it) on a tiny generated set: the run folder records the base and its freezing, predict,
 // evaluate and --resume rebuild the same model from it; freezing flags checked against the base.
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { cliRunner } from './helpers/cli.ts';
 import { baseLayerNames, freezeUntilIndex } from '../src/cli/reference-model.ts';
 import { readSettings } from '../src/cli/train.ts';
 import { loadRun } from '../src/cli/predict.ts';
 import { writeSampleFolders } from '../src/io/sample-data-node.ts';
 
-const BIN = resolve('bin/webgpu-finetune.mjs');
 const tmp = mkdtempSync(join(tmpdir(), 'wgft-cli-base-'));
 const data = join(tmp, 'data');
 const env = {
@@ -21,23 +20,8 @@ const env = {
   WEBGPU_FINETUNE_WEIGHTS_URL: 'http://127.0.0.1:9/vgg16.h5',
 };
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function cli(args: string[]): Promise<Run> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', rej);
-    child.on('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
+const cli = cliRunner(env);
 
 const json = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 const base = (out: string, ...more: string[]) => ['train', '--base', 'mobilenet_v2', '--train', join(data, 'train'), '--val', join(data, 'test'), '--size', '32x32', '--batch', '4', '--epochs', '1',

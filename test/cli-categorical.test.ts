@@ -2,29 +2,18 @@
 // class folders (Dense 3 softmax, categorical cross-entropy), predict prints the top classes
 // with probabilities that sum to one, evaluate agrees with training's last validation numbers,
 // and binary is refused for three folders.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { cliRunner } from './helpers/cli.ts';
 import { writeSampleFolders } from '../src/io/sample-data-node.ts';
 
-const BIN = resolve('bin/webgpu-finetune.mjs');
 const tmp = mkdtempSync(join(tmpdir(), 'wgft-cat-'));
 const data = join(tmp, 'data');
 const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', WEBGPU_FINETUNE_CACHE: join(tmp, 'cache') };
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', rej);
-    child.on('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
+const cli = cliRunner(env);
 
 beforeAll(async () => {
   await writeSampleFolders(data, { height: 32, width: 32, train: 12, test: 6, seed: 4, classes: 3 });

@@ -2,18 +2,17 @@
 // on a tiny generated data set: train's run folder, predict/evaluate against the same weights
 // loaded in-process, resume after kill -9 and after Ctrl-C (same history and weights as an
 // uninterrupted run), the demo without ImageNet weights, usage errors and missing folders.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { cliRunner, type Run } from './helpers/cli.ts';
 import { readCheckpoint } from '../src/cli/checkpoint.ts';
 import { referenceModel } from '../src/cli/reference-model.ts';
 import { processImage } from '../src/io/pipeline.ts';
 import { readPngNode } from '../src/io/png-node.ts';
 import { writeSampleFolders } from '../src/io/sample-data-node.ts';
 
-const BIN = resolve('bin/webgpu-finetune.mjs');
 const tmp = mkdtempSync(join(tmpdir(), 'wgft-cli-'));
 const data = join(tmp, 'data');
 const env = {
@@ -24,28 +23,9 @@ const env = {
   WEBGPU_FINETUNE_WEIGHTS_URL: 'http://127.0.0.1:9/vgg16.h5',
 };
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** Spawns the CLI; `onStdout` sees the output so far (to kill it at the right moment). */
-function cli(args: string[], onStdout?: (text: string, child: ChildProcess) => void): Promise<Run> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      onStdout?.(stdout, child);
-    });
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', rej);
-    child.on('exit', (code, signal) => res({ code, signal, stdout, stderr }));
-  });
-}
+const cli = cliRunner(env);
 
 const json = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 const trainArgs = (out: string) => ['train', '--train', join(data, 'train'), '--val', join(data, 'test'), '--size', '32x32', '--batch', '4', '--epochs', '2',

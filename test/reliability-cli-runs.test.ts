@@ -2,33 +2,21 @@
 // set: a run stopped by a NaN loss before its first checkpoint writes its last good weights and
 // can be resumed (from scratch) or overwritten; a refused --resume changes nothing; --out inside
 // the data, --out naming a file, a fake .h5 and bad numbers are usage errors (exit 2).
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliRunner, type Run } from './helpers/cli.ts';
 import { UsageError } from '../src/cli/args.ts';
 import { parseTrain } from '../src/cli/train.ts';
 import { writeSampleFolders } from '../src/io/sample-data-node.ts';
 
-const BIN = resolve('bin/webgpu-finetune.mjs');
 const tmp = mkdtempSync(join(tmpdir(), 'wgft-rel-'));
 const data = join(tmp, 'data');
 const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', WEBGPU_FINETUNE_CACHE: join(tmp, 'cache'), WEBGPU_FINETUNE_WEIGHTS_URL: 'http://127.0.0.1:9/vgg16.h5' };
 
-interface Run { code: number | null; stdout: string; stderr: string }
-function cli(args: string[]): Promise<Run> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', rej);
-    child.on('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
+const cli = cliRunner(env);
 const errorLines = (r: Run) => r.stderr.split('\n').filter((l) => l.trim() && !/artificially reduced/.test(l));
 const args = (out: string, lr: string, extra: string[] = []) => ['train', '--train', join(data, 'train'), '--val', join(data, 'test'), '--size', '32x32', '--batch', '4', '--epochs', '1',
   '--weights', 'none', '--lr', lr, '--seed', '7', '--out', out, ...extra];
