@@ -8,6 +8,7 @@
 // normalises with its moving statistics, i.e. runs in inference mode), then
 // GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (or Dense K softmax).
 import { Adam, AdamW, CosineDecay, Dense, Dropout, ExponentialDecay, Flatten, GlobalAveragePooling2D, Input, MobileNetV2, Model, mobilenetV2, ResNet50, resnet50, RMSprop, SGD, VGG16, type LearningRateSchedule, type Optimizer } from '../index.ts';
+import type { OptimizerName } from '../graph/optimizers.ts';
 import { UsageError } from './args.ts';
 
 export const ARCHITECTURE = 'vgg16-reference';
@@ -105,11 +106,7 @@ export interface ModelSettings {
   metrics?: string[];
 }
 
-export const OPTIMIZER_NAMES = ['sgd', 'adam', 'adamw', 'rmsprop'] as const;
-export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
-
-/** Keras's default learning rate per optimizer (SGD's is the reference program's). */
-export const DEFAULT_LR: Record<OptimizerName, number> = { sgd: 0.01, adam: 1e-3, adamw: 1e-3, rmsprop: 1e-3 };
+export { OPTIMIZER_NAMES, type OptimizerName } from '../graph/optimizers.ts';
 
 /**
  * The run's learning rate: a number, or a schedule over all of the run's steps (cosine to 0,

@@ -18,12 +18,13 @@ import { listClassFolders } from '../io/directory-node.ts';
 import { isDiskFull } from '../io/atomic-file-node.ts';
 import { MAX_IMAGE_PIXELS } from '../io/image-decode.ts';
 import { metricNames, resolveMetrics } from '../graph/metrics.ts';
+import { defaultLearningRate } from '../graph/optimizers.ts';
 import { HDF5_SIGNATURE, signatureOffsets } from '../io/keras-h5.ts';
 import { display, int, num, oneOf, parse, required, size, UsageError } from './args.ts';
 import { CHECKPOINT_FILE, emptyHistory, readCheckpoint, restoreCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint, type RunHistory, type TrainState } from './checkpoint.ts';
 import { historySvg } from './plot.ts';
 import { fmtDuration, withTicker } from './progress.ts';
-import { ARCHITECTURE, BASE_NAMES, baseOf, BASES, DEFAULT_LR, freezeUntilIndex, OPTIMIZER_NAMES, optimizerFor, referenceModel as buildReference, TOP, topFor, type BaseName, type OptimizerName } from './reference-model.ts';
+import { ARCHITECTURE, BASE_NAMES, baseOf, BASES, freezeUntilIndex, OPTIMIZER_NAMES, optimizerFor, referenceModel as buildReference, TOP, topFor, type BaseName, type OptimizerName } from './reference-model.ts';
 
 export const TRAIN_HELP = `webgpu-finetune train --train DIR --val DIR [options]
 webgpu-finetune train --resume RUN_DIR [--epochs N]
@@ -270,7 +271,7 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
   if (v['reduce-lr-on-plateau'] !== undefined && lrSchedule !== 'none') throw new UsageError(`--reduce-lr-on-plateau changes a constant rate; with --lr-schedule ${lrSchedule} the schedule sets it: drop one of them`);
   const clipnorm = v.clipnorm === undefined ? null : num(v.clipnorm, 'clipnorm', 0);
   if (clipnorm === 0) throw new UsageError("--clipnorm must be above 0 (each gradient's L2 norm is clipped to it), got '0'");
-  const lr = num(v.lr, 'lr', DEFAULT_LR[optimizer]);
+  const lr = num(v.lr, 'lr', defaultLearningRate(optimizer));
   if (lr === 0) throw new UsageError("--lr must be above 0, got '0'");
   const settings: RunSettings = {
     format: 'webgpu-finetune-run', version: 1, architecture: info.architecture, base, top: TOP,
@@ -475,10 +476,11 @@ async function writeHistory(out: string, history: RunHistory): Promise<void> {
 
 const fmt4 = (x: number) => String(Math.round(x * 1e4) / 1e4);
 
+const OPTIMIZER_LABELS: Record<OptimizerName, string> = { sgd: 'SGD', adam: 'Adam', adamw: 'AdamW', rmsprop: 'RMSprop' };
+
 /** The optimizer line printed at the start: what trains, at which rate, with what. */
 export function optimizerLine(s: RunSettings): string {
-  const name = { sgd: 'SGD', adam: 'Adam', adamw: 'AdamW', rmsprop: 'RMSprop' }[s.optimizer ?? 'sgd'];
-  const parts = [`${name} lr ${s.lr}`];
+  const parts = [`${OPTIMIZER_LABELS[s.optimizer ?? 'sgd']} lr ${s.lr}`];
   if (s.lrSchedule && s.lrSchedule !== 'none') parts.push(`${s.lrSchedule} schedule over ${s.epochs} epochs${s.warmupEpochs ? ` after ${s.warmupEpochs} warmup` : ''}`);
   if ((s.optimizer ?? 'sgd') === 'sgd' || s.optimizer === 'rmsprop') parts.push(`momentum ${s.momentum}${s.nesterov ? ' nesterov' : ''}`);
   if (s.weightDecay != null || s.optimizer === 'adamw') parts.push(`weight decay ${s.weightDecay ?? 0.004}`);
@@ -668,7 +670,7 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
       enterFineTuning(model, s, train!.length);
       phase = 2;
       st.history.fineTuneFrom ??= st.history.epoch.length;
-      log(`fine-tuning: the base's layers from ${s.fineTuneAt} (${model.layers[s.fineTuneAt!].name}) on unfrozen, its BatchNormalization in inference mode; ${optimizerLine({ ...s, lr: s.fineTuneLr!, lrSchedule: 'none' }).split(', ')[0]}; epochs ${s.epochs + 1}-${total}`);
+      log(`fine-tuning: the base's layers from ${s.fineTuneAt} (${model.layers[s.fineTuneAt!].name}) on unfrozen, its BatchNormalization in inference mode; ${OPTIMIZER_LABELS[s.optimizer ?? 'sgd']} lr ${s.fineTuneLr}; epochs ${s.epochs + 1}-${total}`);
     };
     if (o.resume && st.phase === 2) fineTuning();
     if (o.resume) {

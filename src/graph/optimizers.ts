@@ -269,6 +269,15 @@ const byName: Record<string, () => Optimizer> = {
 };
 
 /** An optimizer with Keras's defaults from its name, as compile({ optimizer: 'adam' }) takes it (case-insensitive). */
+/** The names compile() and the tools take, in the order they are offered. */
+export const OPTIMIZER_NAMES = ['sgd', 'adam', 'adamw', 'rmsprop'] as const;
+export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
+
+/** Keras's default learning rate of a named optimizer (its constructor's; SGD's 0.01 is the reference program's). */
+export function defaultLearningRate(name: OptimizerName): number {
+  return optimizerFromName(name).learningRate as number;
+}
+
 export function optimizerFromName(name: string): Optimizer {
   const make = typeof name === 'string' ? byName[name.toLowerCase()] : undefined;
   if (!make) throw new Error(`unknown optimizer '${String(name)}': use one of ${Object.keys(byName).map((n) => `'${n}'`).join(', ')}, or pass an optimizer object such as new Adam({ learningRate: 1e-4 })`);

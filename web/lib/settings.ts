@@ -2,6 +2,7 @@
  * What the page trains, as plain data: the settings form reads into this, and the browser test's
  * Node side builds the same program from the same object. Platform-free (no DOM, no Node).
  */
+import { defaultLearningRate, OPTIMIZER_NAMES, type OptimizerName } from '../../src/graph/optimizers.ts';
 
 /** keras.applications.VGG16 (no top): the layers the freeze control lists, input first. */
 export const VGG16_LAYERS = [
@@ -49,13 +50,12 @@ export interface FineTune {
 
 export const BASE_NAMES = ['vgg16', 'mobilenet_v2', 'resnet50'] as const;
 export type BaseName = (typeof BASE_NAMES)[number];
-export const OPTIMIZER_NAMES = ['sgd', 'adam', 'adamw', 'rmsprop'] as const;
-export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
+export { OPTIMIZER_NAMES, type OptimizerName } from '../../src/graph/optimizers.ts';
 export const SCHEDULE_NAMES = ['none', 'cosine', 'exponential'] as const;
 export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
 
 /** Keras 3's default learning rate per optimizer (the form offers it when the optimizer changes). */
-export const DEFAULT_LEARNING_RATES: Record<OptimizerName, number> = { sgd: 0.01, adam: 0.001, adamw: 0.001, rmsprop: 0.001 };
+export const DEFAULT_LEARNING_RATES = Object.fromEntries(OPTIMIZER_NAMES.map((n) => [n, defaultLearningRate(n)])) as Record<OptimizerName, number>;
 
 /** ExponentialDecay's rate per epoch on the page (decaySteps = one epoch's steps). */
 export const EXPONENTIAL_DECAY_PER_EPOCH = 0.9;
