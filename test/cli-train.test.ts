@@ -174,10 +174,10 @@ describe('webgpu-finetune train / predict / evaluate', () => {
 });
 
 describe('webgpu-finetune demo', () => {
-  it('generates the sample set, says plainly that ImageNet weights are unavailable, and trains from random weights', async () => {
+  it('--no-pretrain: generates the sample set, says plainly that ImageNet weights are unavailable, and trains VGG16 from random weights', async () => {
     const out = join(tmp, 'demo-run');
     const demoData = join(tmp, 'demo-data');
-    const r = await cli(['demo', '--size', '32x32', '--images', '8', '--epochs', '1', '--batch', '4', '--data', demoData, '--out', out]);
+    const r = await cli(['demo', '--no-pretrain', '--size', '32x32', '--images', '8', '--epochs', '1', '--batch', '4', '--data', demoData, '--out', out]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('Wrote 8 training and 2 test images (32x32, circles vs squares)');
     expect(r.stdout).toContain('NOTICE: the VGG16 ImageNet weights are not available here');

@@ -9,12 +9,13 @@
 // GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (or Dense K softmax).
 import { Adam, AdamW, CosineDecay, Dense, Dropout, ExponentialDecay, Flatten, GlobalAveragePooling2D, Input, MobileNetV2, Model, mobilenetV2, ResNet50, resnet50, RMSprop, SGD, VGG16, type LearningRateSchedule, type Optimizer } from '../index.ts';
 import type { OptimizerName } from '../graph/optimizers.ts';
+import { SMALL_CNN_LAYERS, SmallCNN, smallCnnPreprocessInput } from '../graph/small-cnn.ts';
 import { UsageError } from './args.ts';
 
 export const ARCHITECTURE = 'vgg16-reference';
 export const TOP = 'Flatten, Dense(256, relu), Dropout(0.5), Dense(1, sigmoid)';
 
-export const BASE_NAMES = ['vgg16', 'mobilenet_v2', 'resnet50'] as const;
+export const BASE_NAMES = ['vgg16', 'mobilenet_v2', 'resnet50', 'small_cnn'] as const;
 export type BaseName = (typeof BASE_NAMES)[number];
 
 export interface BaseInfo {
@@ -36,6 +37,8 @@ export const BASES: Record<BaseName, BaseInfo> = {
   vgg16: { builder: 'VGG16', architecture: ARCHITECTURE, layers: 19, size: [240, 360], freeze: 15, preprocess: null },
   mobilenet_v2: { builder: 'MobileNetV2', architecture: 'mobilenet_v2-transfer', layers: 154, size: [224, 224], freeze: 'all', preprocess: mobilenetV2.preprocessInput },
   resnet50: { builder: 'ResNet50', architecture: 'resnet50-transfer', layers: 175, size: [224, 224], freeze: 'all', preprocess: resnet50.preprocessInput },
+  // the offline demo's base (src/graph/small-cnn.ts): no ImageNet weights, pretrained by the demo
+  small_cnn: { builder: 'SmallCNN', architecture: 'small_cnn-transfer', layers: SMALL_CNN_LAYERS, size: [32, 32], freeze: 'all', preprocess: smallCnnPreprocessInput },
 };
 
 /** A run's base: settings without one are the reference program's (VGG16). */
@@ -56,6 +59,7 @@ async function buildBase(base: BaseName, height: number, width: number, weights:
   const inputTensor = Input({ shape: [height, width, 3] });
   if (base === 'mobilenet_v2') return MobileNetV2({ weights, includeTop: false, inputTensor, alpha: 1.0 });
   if (base === 'resnet50') return ResNet50({ weights, includeTop: false, inputTensor });
+  if (base === 'small_cnn') return SmallCNN({ weights, inputTensor });
   return VGG16({ weights, includeTop: false, inputTensor });
 }
 

@@ -39,17 +39,20 @@ with categorical cross-entropy. Prints Keras's progress; writes a run folder.
 --base mobilenet_v2 or resnet50 follows Keras's transfer-learning guide instead: the base's
 preprocess_input (no rescale), the whole base frozen (its BatchNormalization layers then run in
 inference mode), GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (Dense K softmax).
+--base small_cnn is the same with the offline demo's small base (no ImageNet weights: give
+--weights PATH, e.g. a demo run's pretrain/model.h5, or none).
 
   --train DIR            training images, one subfolder per class            (required)
   --val DIR              validation images, the same class subfolders         (required)
-  --base B               vgg16 (the reference program), mobilenet_v2 or resnet50  [vgg16]
+  --base B               vgg16 (the reference program), mobilenet_v2, resnet50 or small_cnn
+                                                                             [vgg16]
   --size HxW             images are resized to this (Keras's target_size)
-                                                 [240x360; 224x224 for mobilenet_v2, resnet50]
+                                 [240x360; 224x224 for mobilenet_v2, resnet50; 32x32 small_cnn]
   --batch N              batch size                                         [32]
   --epochs N             epochs                                             [10]
   --freeze N|all         layers of the base (Keras's model.layers, input layer included) kept
                          frozen; 0 trains everything, all only the new top (VGG16 has 19
-                         layers: 15 = blocks 1-4; MobileNetV2 154, ResNet50 175)
+                         layers: 15 = blocks 1-4; MobileNetV2 154, ResNet50 175, SmallCNN 21)
                                            [15 for vgg16; all for mobilenet_v2, resnet50]
   --freeze-until LAYER   freeze the base's layers before the one named LAYER (e.g. block5_conv1,
                          block_16_expand, conv5_block1_1_conv); instead of --freeze

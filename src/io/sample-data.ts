@@ -9,28 +9,43 @@
  * single pixel, colour or brightness gives the class away. Edges are antialiased (4x4
  * supersampling), as a camera would blur them.
  *
+ * Other shape families (triangles, crescents, crosses, stars) are drawn by the same code on the
+ * same backgrounds with the same textures and noise: the offline demo pretrains a base on four of
+ * them and then fine-tunes it on circles vs squares, so what carries over is features, not labels.
+ *
  * API:
  *   SAMPLE_CLASSES                        ['circles', 'squares'] (label 0, label 1; alphabetical,
  *                                         which is also flow_from_directory's class order)
- *   sampleImage(label, height, width, seed) -> Uint8Array   one image, RGB, row-major HWC
- *   generateSampleSet({ count, height, width, seed }) -> SampleImage[]
- *                                         `count` images, labels alternating 0, 1, 0, ... (balanced);
+ *   PRETRAIN_FAMILIES                     the four families the demo pretrains on (neither target class)
+ *   sampleImage(family, height, width, seed) -> Uint8Array   one image, RGB, row-major HWC
+ *                                         (family: a name, or 0 circles, 1 squares, 2 triangles)
+ *   generateSampleSet({ count, height, width, seed, families }) -> SampleImage[]
+ *                                         `count` images, labels cycling 0, 1, 0, ... (balanced);
  *                                         image i depends only on (seed, i), so a larger count
  *                                         extends a smaller set with the same first images.
- * Everything is deterministic for a seed (its own PRNG, not Math.random).
+ * Everything is deterministic for a seed (its own PRNG, not Math.random). SAMPLE_GENERATOR_VERSION
+ * changes whenever any image would; caches of things learned from the images key on it.
  */
 
 export const SAMPLE_CLASSES = ['circles', 'squares'] as const;
 /** With `classes: 3`, a third class: rotated triangles, solid or checked. */
 export const SAMPLE_CLASSES_3 = ['circles', 'squares', 'triangles'] as const;
-export type SampleClass = (typeof SAMPLE_CLASSES_3)[number];
+/** Every family the generator draws; the first three keep their old labels 0, 1, 2. */
+export const SHAPE_FAMILIES = ['circles', 'squares', 'triangles', 'crescents', 'crosses', 'stars'] as const;
+export type ShapeFamily = (typeof SHAPE_FAMILIES)[number];
+/** @deprecated the name of a family; kept for callers of the two- and three-class sets */
+export type SampleClass = ShapeFamily;
+/** What the offline demo pretrains on: alphabetical (flow_from_directory's order), no target class. */
+export const PRETRAIN_FAMILIES = ['crescents', 'crosses', 'stars', 'triangles'] as const satisfies readonly ShapeFamily[];
+/** Bumped whenever the images for a given (family, size, seed) change. */
+export const SAMPLE_GENERATOR_VERSION = 2;
 
 export interface SampleImage {
   /** RGB bytes, row-major, height x width x 3 */
   rgb: Uint8Array;
   height: number;
   width: number;
-  /** 0 = circles, 1 = squares */
+  /** index into the set's families (0 = circles, 1 = squares for the default set) */
   label: number;
   className: SampleClass;
 }
@@ -42,6 +57,10 @@ export interface SampleSetOptions {
   seed?: number;
   /** 2 (circles, squares; the default) or 3 (adds triangles) */
   classes?: 2 | 3;
+  /** the families, in label order (overrides `classes`); names from SHAPE_FAMILIES, no repeats */
+  families?: readonly ShapeFamily[];
+  /** the first image's number: a set can be drawn in parts (images start .. start + count - 1) */
+  start?: number;
 }
 
 /** mulberry32: a small, good-enough 32-bit PRNG with a reproducible stream. */
@@ -103,7 +122,79 @@ interface Shape {
   fill(x: number, y: number): Rgb;
 }
 
-function makeShape(label: number, r: () => number, height: number, width: number, bg: Rgb): Shape {
+/** Spots, stripes or checks of two colours, as a function of position (for the newer families). */
+function texture(kind: number, c1: Rgb, c2: Rgb, cx: number, cy: number, period: number, angle: number): (x: number, y: number) => Rgb {
+  const ca = Math.cos(angle);
+  const sa = Math.sin(angle);
+  if (kind === 0) return () => c1;
+  if (kind === 1) {
+    return (x, y) => {
+      const u = (x - cx) / period - Math.round((x - cx) / period);
+      const v = (y - cy) / period - Math.round((y - cy) / period);
+      return u * u + v * v < 0.09 ? c2 : c1;
+    };
+  }
+  if (kind === 2) {
+    return (x, y) => {
+      const t = ((x - cx) * ca + (y - cy) * sa) / period;
+      return t - Math.floor(t) < 0.45 ? c2 : c1;
+    };
+  }
+  return (x, y) => ((Math.floor((x - cx) / period) + Math.floor((y - cy) / period)) & 1) === 0 ? c2 : c1;
+}
+
+/** Even-odd ray casting: whether (x, y) lies inside the polygon with corners `p` (x0, y0, x1, y1, ...). */
+function insidePolygon(p: number[], x: number, y: number): boolean {
+  let inside = false;
+  for (let i = 0, j = p.length - 2; i < p.length; j = i, i += 2) {
+    const [xi, yi, xj, yj] = [p[i], p[i + 1], p[j], p[j + 1]];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+/** Crescents (spots), crosses (stripes) and stars (checks): curved outlines, right angles, sharp points. */
+function makeNewerShape(family: 'crescents' | 'crosses' | 'stars', r: () => number, cx: number, cy: number, size: number, c1: Rgb, c2: Rgb, period: number): Shape {
+  // Each family has its own texture (half the objects are plain), as circles (spots), squares
+  // (stripes) and triangles (checks) do.
+  const kind = { crescents: 1, crosses: 2, stars: 3 }[family];
+  const fill = texture(r() < 0.5 ? 0 : kind, c1, c2, cx, cy, period, r() * Math.PI);
+  const turn = r() * 2 * Math.PI;
+  if (family === 'crescents') {
+    // a disc with an offset disc cut out of it
+    const cut = size * (0.75 + 0.15 * r());
+    const off = size * (0.45 + 0.2 * r());
+    const ox = cx + off * Math.cos(turn);
+    const oy = cy + off * Math.sin(turn);
+    return { inside: (x, y) => Math.hypot(x - cx, y - cy) <= size && Math.hypot(x - ox, y - oy) > cut, fill };
+  }
+  if (family === 'crosses') {
+    // a plus sign: two bars of half-length `size` and half-width `arm`, rotated
+    const arm = size * (0.28 + 0.1 * r());
+    const cos = Math.cos(turn);
+    const sin = Math.sin(turn);
+    return {
+      inside(x, y) {
+        const u = Math.abs((x - cx) * cos + (y - cy) * sin);
+        const v = Math.abs(-(x - cx) * sin + (y - cy) * cos);
+        return (u <= size && v <= arm) || (v <= size && u <= arm);
+      },
+      fill,
+    };
+  }
+  // a five-pointed star: ten corners alternating outer and inner radius
+  const outer = size * 1.15;
+  const inner = outer * (0.38 + 0.1 * r());
+  const corners: number[] = [];
+  for (let k = 0; k < 10; k++) {
+    const a = turn + (k * Math.PI) / 5;
+    const rad = k % 2 === 0 ? outer : inner;
+    corners.push(cx + rad * Math.cos(a), cy + rad * Math.sin(a));
+  }
+  return { inside: (x, y) => insidePolygon(corners, x, y), fill };
+}
+
+function makeShape(family: ShapeFamily, r: () => number, height: number, width: number, bg: Rgb): Shape {
   const m = Math.min(height, width);
   const size = m * (0.22 + 0.2 * r()); // radius, or half the side
   // Centre: the object may overhang an edge a little, as objects in photos do.
@@ -113,7 +204,8 @@ function makeShape(label: number, r: () => number, height: number, width: number
   const c2 = contrastingColour(r, c1);
   const textured = r() < 0.5;
   const period = Math.max(2.5, size * (0.35 + 0.3 * r()));
-  if (label === 0) {
+  if (family === 'crescents' || family === 'crosses' || family === 'stars') return makeNewerShape(family, r, cx, cy, size, c1, c2, period);
+  if (family === 'circles') {
     const ring = r() < 0.35;
     const inner = size * (0.45 + 0.2 * r());
     return {
@@ -130,7 +222,7 @@ function makeShape(label: number, r: () => number, height: number, width: number
       },
     };
   }
-  if (label === 2) {
+  if (family === 'triangles') {
     // an equilateral triangle, rotated; checked texture
     const turn = r() * 2 * Math.PI;
     const rt = size * 1.2; // circumradius: area close to the other classes' objects
@@ -172,11 +264,14 @@ function makeShape(label: number, r: () => number, height: number, width: number
 }
 
 /**
- * One generated image of class `label` (0 circles, 1 squares), RGB bytes row-major HWC.
- * Deterministic for (label, height, width, seed).
+ * One generated image of a family (a name, or 0 circles, 1 squares, 2 triangles), RGB bytes
+ * row-major HWC. Deterministic for (family, height, width, seed).
  */
-export function sampleImage(label: number, height: number, width: number, seed: number): Uint8Array {
-  if (label !== 0 && label !== 1 && label !== 2) throw new Error(`sampleImage: label must be 0 (circles), 1 (squares) or 2 (triangles), got ${label}`);
+export function sampleImage(family: number | ShapeFamily, height: number, width: number, seed: number): Uint8Array {
+  const name = typeof family === 'number' ? SAMPLE_CLASSES_3[family] : SHAPE_FAMILIES.includes(family) ? family : undefined;
+  if (name === undefined) {
+    throw new Error(`sampleImage: the family must be one of ${SHAPE_FAMILIES.join(', ')} (or label 0 (circles), 1 (squares) or 2 (triangles)), got ${String(family)}`);
+  }
   if (!Number.isInteger(height) || !Number.isInteger(width) || height < 8 || width < 8) {
     throw new Error(`sampleImage: height and width must be integers of at least 8, got ${height}x${width}`);
   }
@@ -195,7 +290,7 @@ export function sampleImage(label: number, height: number, width: number, seed: 
   const mid: Rgb = [(b0[0] + b1[0]) / 2, (b0[1] + b1[1]) / 2, (b0[2] + b1[2]) / 2];
   const count = 1 + Math.floor(r() * 2.2); // 1..3 objects, mostly 1 or 2
   const shapes: Shape[] = [];
-  for (let k = 0; k < count; k++) shapes.push(makeShape(label, r, height, width, mid));
+  for (let k = 0; k < count; k++) shapes.push(makeShape(name, r, height, width, mid));
   const noise = 4 + 14 * r();
 
   const out = new Uint8Array(height * width * 3);
@@ -234,20 +329,35 @@ export function sampleImage(label: number, height: number, width: number, seed: 
   return out;
 }
 
+/** The families of a set, in label order: `families`, else the two or three classes. */
+export function sampleFamilies(options: Pick<SampleSetOptions, 'classes' | 'families'>): readonly ShapeFamily[] {
+  if (options.families !== undefined) {
+    const f = options.families;
+    const bad = f.find((n) => !SHAPE_FAMILIES.includes(n));
+    if (bad !== undefined) throw new Error(`generateSampleSet: unknown family "${bad}"; the families are ${SHAPE_FAMILIES.join(', ')}`);
+    if (f.length < 2 || new Set(f).size !== f.length) throw new Error(`generateSampleSet: families must be at least two different names, got [${f.join(', ')}]`);
+    return f;
+  }
+  const classes = options.classes ?? 2;
+  if (classes !== 2 && classes !== 3) throw new Error(`generateSampleSet: classes must be 2 or 3, got ${classes}`);
+  return classes === 3 ? SAMPLE_CLASSES_3 : SAMPLE_CLASSES;
+}
+
 /**
- * `count` generated images, labels cycling 0, 1, (2,) 0, ... Image i is sampleImage(i % classes,
- * height, width, mix(seed, i)).
+ * `count` generated images, labels cycling 0, 1, (2, ...) 0, ... Image i is
+ * sampleImage(families[i % n], height, width, mix(seed, i)).
  */
 export function generateSampleSet(options: SampleSetOptions): SampleImage[] {
   const { count, height, width } = options;
   const seed = options.seed ?? 0;
   if (!Number.isInteger(count) || count < 0) throw new Error(`generateSampleSet: count must be a non-negative integer, got ${count}`);
-  const classes = options.classes ?? 2;
-  if (classes !== 2 && classes !== 3) throw new Error(`generateSampleSet: classes must be 2 or 3, got ${classes}`);
+  const families = sampleFamilies(options);
+  const start = options.start ?? 0;
+  if (!Number.isInteger(start) || start < 0) throw new Error(`generateSampleSet: start must be a non-negative integer, got ${start}`);
   const out: SampleImage[] = [];
-  for (let i = 0; i < count; i++) {
-    const label = i % classes;
-    out.push({ rgb: sampleImage(label, height, width, mix(seed, i)), height, width, label, className: SAMPLE_CLASSES_3[label] });
+  for (let i = start; i < start + count; i++) {
+    const label = i % families.length;
+    out.push({ rgb: sampleImage(families[label], height, width, mix(seed, i)), height, width, label, className: families[label] });
   }
   return out;
 }
