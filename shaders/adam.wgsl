@@ -29,7 +29,7 @@ struct Hyper { alpha: f32, one_minus_beta1: f32, one_minus_beta2: f32, epsilon: 
 
 override CLIP: u32 = 0u;
 override DECAY: bool = false;
-const WG: u32 = 256u;
+const WG: u32 = 128u; // compatibility mode guarantees 128 invocations per workgroup
 
 fn index(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid;

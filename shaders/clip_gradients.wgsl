@@ -23,7 +23,7 @@ struct Fin { clipnorm: f32, targets: u32, total: u32 }
 @group(0) @binding(5) var<storage, read> ranges: array<vec2u>;
 @group(0) @binding(6) var<storage, read_write> scales: array<f32>;
 
-const WG: u32 = 256u;
+const WG: u32 = 128u; // compatibility mode guarantees 128 invocations per workgroup
 // elements (vec4s in partial4) each invocation sums: a workgroup covers WG * PER of them
 const PER: u32 = 8u;
 

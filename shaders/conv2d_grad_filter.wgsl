@@ -127,10 +127,10 @@ struct ReduceShape { kc: u32, cout: u32, splits: u32, _pad: u32 }
 @group(0) @binding(4) var<storage, read_write> db: array<f32>;
 
 // dw[i] = sum over splits of part[s][i]; db likewise from partBias. One invocation per output.
-@compute @workgroup_size(256)
+@compute @workgroup_size(128) // compatibility mode guarantees 128 invocations
 fn reduce(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let i = (wid.y * nwg.x + wid.x) * 128u + lid;
   if (i < rshape.kc) {
     var s = 0.0;
     for (var p = 0u; p < rshape.splits; p++) { s += part[p * rshape.kc + i]; }

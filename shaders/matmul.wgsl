@@ -53,7 +53,7 @@ override B_T: bool = false;      // b is stored [N, K] (read transposed)
 override ACT: u32 = 0u;          // 0 linear, 1 relu, 2 sigmoid
 override EPILOGUE: u32 = 0u;     // 0: raw store (partials / gradients); 1: + bias, activation
 const MAX_BM4: u32 = 8u;         // accumulator capacity: 32 rows
-const RED_WG: u32 = 256u;        // workgroup size of the 1-D passes
+const RED_WG: u32 = 128u;        // workgroup size of the 1-D passes (compatibility mode guarantees 128)
 
 var<workgroup> As: array<vec4f, BK * BM4>;  // As[k * BM4 + r] = a rows 4r..4r+3 of the tile at k
 

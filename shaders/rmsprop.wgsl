@@ -31,7 +31,7 @@ override CLIP: u32 = 0u;
 override DECAY: bool = false;
 override MOMENTUM: bool = false;
 override CENTERED: bool = false;
-const WG: u32 = 256u;
+const WG: u32 = 128u; // compatibility mode guarantees 128 invocations per workgroup
 
 fn index(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid;

@@ -29,7 +29,7 @@ struct Hyper { lr: f32, momentum: f32, wdlr: f32, clipvalue: f32 }
 override NESTEROV: bool = false;
 override CLIP: u32 = 0u;
 override DECAY: bool = false;
-const WG: u32 = 256u;
+const WG: u32 = 128u; // compatibility mode guarantees 128 invocations per workgroup
 
 fn index(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid;

@@ -4,7 +4,7 @@ struct Shape { n: u32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-const WG: u32 = 256u;
+const WG: u32 = 128u; // compatibility mode guarantees 128 invocations per workgroup
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,

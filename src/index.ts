@@ -22,7 +22,7 @@ export { fetchWeights } from './io/weights-fetch.ts';
 export { buildWeightsManifest, parseWeightsManifest, readWeightsData, type LayerWeights, type NamedWeight, type ProgressCallback, type WeightsManifest, type WeightsSourceOptions } from './io/weights-manifest.ts';
 export { memory, getGpu, setGpu } from './graph/backend.ts';
 export type { PlanMemory } from './graph/plan.ts';
-export { acquireGpu, Gpu, GpuError, registerShaders, fmtBytes, type AdapterDescription } from './gpu/index.ts';
+export { acquireGpu, Gpu, GpuError, kernelFamilyOption, KERNEL_FAMILIES, registerShaders, fmtBytes, type AdapterDescription, type KernelFamily } from './gpu/index.ts';
 export { ImageDataGenerator, type ImageDataGeneratorOptions } from './io/image-data-generator.ts';
 export { DirectoryIterator, type ImageBatch, type ClassMode } from './io/flow.ts';
 export type { FlowOptions } from './io/dataset.ts';

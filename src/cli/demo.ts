@@ -210,9 +210,10 @@ async function offlineDemo(v: Record<string, string | boolean | undefined>, o: {
   const [pre, rnd] = results.map((r) => bestOf(r.result));
   console.log('');
   console.log(`Transfer learning, offline (${fmtDuration((Date.now() - o.t0) / 1000)} in all; run folder ${display(o.out)}):`);
-  const line = (label: string, acc: number) => `  ${label.padEnd(62)} best val_acc ${acc.toFixed(4)}`;
-  console.log(line(`pretrained base (SmallCNN pretrained on ${PRETRAIN_FAMILIES.join(', ')}):`, pre));
-  console.log(`${line('random base (the same SmallCNN with random weights, frozen):', rnd)}   (chance 0.5)`);
+  const labels = [`pretrained base (SmallCNN pretrained on ${PRETRAIN_FAMILIES.join(', ')}):`, 'random base (the same SmallCNN with random weights, frozen):'];
+  const width = Math.max(...labels.map((l) => l.length));
+  console.log(`  ${labels[0].padEnd(width)} best val_acc ${pre.toFixed(4)}`);
+  console.log(`  ${labels[1].padEnd(width)} best val_acc ${rnd.toFixed(4)}   (chance 0.5)`);
   console.log('Why: only the new top trains, so it can use only what the frozen base computes. Pretraining on');
   console.log('other shapes taught the base to respond to curved and straight outlines, corners and textures;');
   console.log('those features separate circles from squares, so 160 images suffice. Random features do not.');

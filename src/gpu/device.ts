@@ -1,5 +1,5 @@
 import { GpuError, NO_ADAPTER_HELP } from './errors.ts';
-import { Gpu } from './gpu.ts';
+import { Gpu, KERNEL_FAMILIES, type KernelFamily } from './gpu.ts';
 
 export interface AcquireOptions {
   /** 'compatibility' asks for a compatibility-mode adapter (e.g. OpenGL ES backends). */
@@ -9,6 +9,24 @@ export interface AcquireOptions {
   dawnOptions?: string[];
   /** Use this GPU object instead of navigator.gpu / Dawn (tests, embedding). */
   gpu?: GPU;
+  /** Force a kernel family (see KERNEL_FAMILIES); default: $WEBGPU_FINETUNE_KERNELS in Node, else 'auto'. */
+  kernels?: KernelFamily;
+  /**
+   * 'adapter' (default): ask for the adapter's real limits. 'default': the WebGPU defaults every
+   * device guarantees (to check that every kernel fits a minimal device).
+   */
+  limits?: 'adapter' | 'default';
+}
+
+/** The kernel family asked for: the option, else $WEBGPU_FINETUNE_KERNELS (Node), else 'auto'. */
+export function kernelFamilyOption(asked?: string): KernelFamily {
+  const env = isNode ? process.env.WEBGPU_FINETUNE_KERNELS : undefined;
+  const value = asked ?? (env === '' ? undefined : env) ?? 'auto';
+  if (!(KERNEL_FAMILIES as readonly string[]).includes(value)) {
+    const where = asked !== undefined ? 'acquireGpu({ kernels })' : 'WEBGPU_FINETUNE_KERNELS';
+    throw new GpuError('limit', 'kernels', `${where} is '${value}'; it must be one of ${KERNEL_FAMILIES.join(', ')} (auto: chosen per adapter and shape)`);
+  }
+  return value as KernelFamily;
 }
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
@@ -69,9 +87,10 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
   const adapter = await gpu.requestAdapter(adapterOptions);
   if (!adapter) throw new GpuError('no-adapter', '', NO_ADAPTER_HELP);
 
+  const kernels = kernelFamilyOption(options.kernels);
   const requiredLimits: Record<string, number> = {};
   const al = adapter.limits as unknown as Record<string, number>;
-  for (const name of WANTED_LIMITS) if (typeof al[name] === 'number') requiredLimits[name] = al[name];
+  if (options.limits !== 'default') for (const name of WANTED_LIMITS) if (typeof al[name] === 'number') requiredLimits[name] = al[name];
   const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f));
 
   let device: GPUDevice;
@@ -88,5 +107,5 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
     description: info?.description ?? '',
     isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
     featureLevel: options.featureLevel ?? 'core',
-  }, gpu);
+  }, gpu, kernels);
 }

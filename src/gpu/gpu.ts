@@ -11,6 +11,15 @@ export interface AdapterDescription {
   featureLevel: 'core' | 'compatibility';
 }
 
+/**
+ * Which kernel family runs where several could: 'auto' lets the adapter and each shape decide
+ * (src/kernels/variants.ts); 'tiled' (workgroup-memory tiles, what GPUs run) and 'subgroup'
+ * (subgroup broadcasts, what CPU adapters run fastest) force one wherever the shape allows it.
+ * For tests and for users: WEBGPU_FINETUNE_KERNELS in Node, acquireGpu({ kernels }) anywhere.
+ */
+export const KERNEL_FAMILIES = ['auto', 'tiled', 'subgroup'] as const;
+export type KernelFamily = (typeof KERNEL_FAMILIES)[number];
+
 /** A compute pipeline together with the bindings its WGSL declares. */
 export interface Pipeline {
   shader: string;
@@ -65,7 +74,7 @@ export class Gpu {
    * tears the instance down when it is garbage-collected, crashing the process mid-step if a
    * caller kept only the Gpu (platformGpu() + acquireGpu({ gpu }) without keeping the instance).
    */
-  constructor(device: GPUDevice, adapter: AdapterDescription, private readonly instance: GPU | null = null) {
+  constructor(device: GPUDevice, adapter: AdapterDescription, private readonly instance: GPU | null = null, readonly kernelFamily: KernelFamily = 'auto') {
     this.device = device;
     this.adapter = adapter;
     this.limits = device.limits;

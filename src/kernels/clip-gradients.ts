@@ -39,7 +39,7 @@ export function resolveClip(who: string, o: ClipOptions): { mode: ClipMode; valu
   return { mode: key === 'clipnorm' ? 'norm' : key === 'globalClipnorm' ? 'global' : 'value', value };
 }
 
-const WG = 256;
+const WG = 128; // the shaders' workgroup size (compatibility mode guarantees 128)
 const PER = 8; // elements per invocation in clip_gradients.wgsl
 const CHUNK = WG * PER;
 

@@ -1,4 +1,5 @@
 import { fmtBytes, type Gpu, type GpuOp, type Pipeline } from '../gpu/index.ts';
+import { convVariant, SUBGROUP_LANES, subgroupsUsable } from './variants.ts';
 
 /** A 2-D convolution layer's shape: NHWC activations, HWIO (Keras) weights. */
 export interface Conv2dShape {
@@ -79,7 +80,7 @@ function axisPhases(size: number, k: number, stride: number, pad: number): { r: 
   return out;
 }
 
-const SG = 8; // lanes of the subgroup kernels (their workgroup size)
+const SG = SUBGROUP_LANES; // lanes of the subgroup kernels (their workgroup size)
 const TILE = 32; // rows / columns of every GEMM tile
 
 /**
@@ -228,14 +229,13 @@ export class Conv2dKernel {
       if (bytes > max) fail(`${name} needs ${fmtBytes(bytes)}, over this adapter's maxStorageBufferBindingSize of ${fmtBytes(max)}; use a smaller batch or input size`);
     }
 
-    const canSubgroup = shape.outChannels % 4 === 0 && gpu.features.has('subgroups') && subgroupMinSize(gpu) >= SG;
+    const shapeAllows = shape.outChannels % 4 === 0;
     let variant = tuning.variant;
-    if (variant === 'subgroup' && !canSubgroup) {
+    if (variant === 'subgroup' && !(shapeAllows && subgroupsUsable(gpu))) {
       fail(`the subgroup kernels need the 'subgroups' feature with subgroups of at least ${SG} and outChannels divisible by 4`);
     }
-    // The subgroup kernels run 8 invocations per workgroup: right for CPU adapters, where a
-    // workgroup is one SIMD loop, too few for a real GPU.
-    variant ??= canSubgroup && gpu.adapter.isFallbackAdapter ? 'subgroup' : 'tiled';
+    // the adapter, the shape and any forced family decide (variants.ts)
+    variant ??= convVariant(gpu, shapeAllows, shape.label ?? 'conv2d');
     if (gpu.limits.maxComputeInvocationsPerWorkgroup < 64 && variant === 'tiled') {
       fail(`the tiled kernels need 64 invocations per workgroup; this adapter allows ${gpu.limits.maxComputeInvocationsPerWorkgroup}`);
     }
@@ -336,7 +336,7 @@ export class Conv2dKernel {
     const reduceLabel = `${this.label} conv2d.backwardFilter.reduce ${this.dims()} splits=${used}`;
     const reduceOp = gpu.dispatch(reduceLabel, r,
       gpu.bindGroup(r, { rshape, part: this.partials!.weights, partBias: this.partials!.bias, dw: b.dw, db }, reduceLabel),
-      gpu.grid(Math.ceil((kc + g.cout) / 256)));
+      gpu.grid(Math.ceil((kc + g.cout) / 128)));
     return sequence(label, [...pre, filterOp, reduceOp]);
   }
 
@@ -451,11 +451,6 @@ function describe(s: Conv2dShape): string {
 function subgroupPasses(t: Conv2dTuning, s: Conv2dShape): { forward: boolean; backward: boolean } {
   const sub = t.variant === 'subgroup';
   return { forward: sub, backward: sub && s.inChannels % 4 === 0 && s.outChannels % 4 === 0 };
-}
-
-function subgroupMinSize(gpu: Gpu): number {
-  const info = (gpu.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo;
-  return info?.subgroupMinSize ?? 0;
 }
 
 function sequence(label: string, ops: GpuOp[]): GpuOp {

@@ -1,4 +1,5 @@
 import type { Gpu, GpuOp, Pipeline } from '../gpu/index.ts';
+import { gemmVariant, subgroupsUsable } from './variants.ts';
 
 export type DenseActivation = 'linear' | 'relu' | 'sigmoid';
 
@@ -27,7 +28,7 @@ export interface DenseShape {
 }
 
 const ACT_CODE: Record<DenseActivation, number> = { linear: 0, relu: 1, sigmoid: 2 };
-const RED_WG = 256; // workgroup size of the 1-D passes (RED_WG in matmul.wgsl)
+const RED_WG = 128; // workgroup size of the 1-D passes (RED_WG in matmul.wgsl)
 
 /** How one of the three products is computed. */
 interface GemmPlan {
@@ -44,19 +45,16 @@ interface GemmPlan {
 }
 
 /** True when this device runs matmul_subgroup.wgsl: subgroups, all of at least 8 lanes. */
-export function subgroupGemmSupported(gpu: Gpu): boolean {
-  const info = (gpu.device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
-  return gpu.features.has('subgroups') && (info?.subgroupMinSize ?? 0) >= 8;
-}
+export const subgroupGemmSupported = subgroupsUsable;
 
 function planGemm(
   gpu: Gpu, kind: DenseGemmKind, m: number, n: number, k: number,
-  roles: { aT: boolean; bT: boolean }, splits: number | 'auto',
+  roles: { aT: boolean; bT: boolean }, splits: number | 'auto', label = 'dense',
 ): GemmPlan {
   const maxInv = Math.min(256, gpu.limits.maxComputeInvocationsPerWorkgroup);
   // The subgroup kernel reads vec4s along N, along K, and along M when a is transposed.
   const aligned = n % 4 === 0 && k % 4 === 0 && (!roles.aT || m % 4 === 0);
-  const useSubgroup = kind === 'subgroup' || (kind === 'auto' && aligned && subgroupGemmSupported(gpu));
+  const useSubgroup = kind === 'subgroup' || (kind === 'auto' && gemmVariant(gpu, aligned, label) === 'subgroup');
   let wg: number; let rows: number; let bk = 4; let bm4 = 0; let g = 0; let cols: number;
   if (useSubgroup) {
     // 4 columns per invocation; the workgroup no wider than N needs (powers of two, so
@@ -167,9 +165,9 @@ export class DenseKernel {
       if (B % 4 || I % 4 || O % 4) throw new Error(`${what}: gemm 'subgroup' needs batch, in and out to be multiples of 4`);
     }
 
-    const fwdPlan = planGemm(gpu, kind, B, O, I, { aT: false, bT: false }, shape.splitK ?? 'auto');
-    const ginPlan = planGemm(gpu, kind, B, I, O, { aT: false, bT: true }, 1); // dx = dz·wᵀ
-    const gwPlan = planGemm(gpu, kind, I, O, B, { aT: true, bT: false }, 1);  // dw = xᵀ·dz
+    const fwdPlan = planGemm(gpu, kind, B, O, I, { aT: false, bT: false }, shape.splitK ?? 'auto', label);
+    const ginPlan = planGemm(gpu, kind, B, I, O, { aT: false, bT: true }, 1, label); // dx = dz·wᵀ
+    const gwPlan = planGemm(gpu, kind, I, O, B, { aT: true, bT: false }, 1, label);  // dw = xᵀ·dz
 
     const maxBinding = gpu.limits.maxStorageBufferBindingSize;
     const tensors: Record<string, number> = {

@@ -1,6 +1,6 @@
 import type { Gpu, GpuOp, Pipeline } from '../gpu/index.ts';
 
-const WG = 256;
+const WG = 128; // the shaders' workgroup size (compatibility mode guarantees 128)
 
 /** Elementwise sigmoid (probabilities from logits for predict()). */
 export class SigmoidKernel {

@@ -1,0 +1,48 @@
+// The one place that decides which kernel family runs a convolution or a GEMM. The families
+// compute the same thing: 'subgroup' kernels share loaded values through subgroup operations in
+// workgroups of 8 (fastest on CPU adapters such as lavapipe, where a workgroup is one SIMD loop;
+// too few invocations for a real GPU); 'tiled' kernels stage tiles in workgroup memory (what a
+// GPU wants, and they run on any adapter and any shape). gpu.kernelFamily (acquireGpu's
+// `kernels`, or $WEBGPU_FINETUNE_KERNELS) forces one family wherever the shape allows it.
+import type { Gpu } from '../gpu/index.ts';
+
+export type KernelVariant = 'tiled' | 'subgroup';
+
+/** Lanes the subgroup kernels are written for: they need subgroups at least this wide. */
+export const SUBGROUP_LANES = 8;
+
+/** Whether this device can run the subgroup kernels at all: the feature, and no subgroup narrower than 8. */
+export function subgroupsUsable(gpu: Gpu): boolean {
+  const info = (gpu.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo;
+  return gpu.features.has('subgroups') && (info?.subgroupMinSize ?? 0) >= SUBGROUP_LANES;
+}
+
+/** A forced 'subgroup' family on a device without usable subgroups: say so once, clearly. */
+function checkForcedSubgroup(gpu: Gpu, what: string): void {
+  if (gpu.kernelFamily === 'subgroup' && !subgroupsUsable(gpu)) {
+    throw new Error(`${what}: the 'subgroup' kernel family was forced (WEBGPU_FINETUNE_KERNELS or acquireGpu({ kernels })), but this adapter has no 'subgroups' feature with subgroups of at least ${SUBGROUP_LANES} lanes; use auto or tiled`);
+  }
+}
+
+/**
+ * A convolution's family. `shapeAllows`: the subgroup kernels' shape rule holds (output channels
+ * divisible by 4). auto: subgroup on CPU (fallback) adapters, tiled on GPUs.
+ */
+export function convVariant(gpu: Gpu, shapeAllows: boolean, label: string): KernelVariant {
+  checkForcedSubgroup(gpu, label);
+  const can = shapeAllows && subgroupsUsable(gpu);
+  if (gpu.kernelFamily === 'tiled') return 'tiled';
+  if (gpu.kernelFamily === 'subgroup') return can ? 'subgroup' : 'tiled';
+  return can && gpu.adapter.isFallbackAdapter ? 'subgroup' : 'tiled';
+}
+
+/**
+ * A dense layer's GEMM family. `aligned`: the dimensions the subgroup GEMM reads as vec4s are
+ * multiples of 4. auto: subgroup wherever it applies (measured faster on lavapipe, and the GEMMs
+ * of a dense layer are small next to the convolutions on a GPU).
+ */
+export function gemmVariant(gpu: Gpu, aligned: boolean, label: string): KernelVariant {
+  checkForcedSubgroup(gpu, label);
+  if (gpu.kernelFamily === 'tiled') return 'tiled';
+  return aligned && subgroupsUsable(gpu) ? 'subgroup' : 'tiled';
+}
