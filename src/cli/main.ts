@@ -6,7 +6,8 @@ import { stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { convertWeights, getGpu } from '../index.ts';
-import { fmtBytes, GpuError } from '../gpu/index.ts';
+import { fmtBytes, GpuError, type Gpu } from '../gpu/index.ts';
+import { convVariant, gemmVariant, subgroupsUsable } from '../kernels/variants.ts';
 import { defaultCacheDir, MANIFEST_FILE, VGG16_NOTOP } from '../io/weights-node.ts';
 import { MOBILENET_V2_ALPHAS, MOBILENET_V2_ROWS, mobilenetV2NoTop, RESNET50_NOTOP, type ImagenetWeightsFile } from '../io/imagenet-files.ts';
 import { parse, UsageError } from './args.ts';
@@ -59,6 +60,15 @@ backend on the same adapter:
 'webgpu-finetune bench kernels --help' and 'bench step --help' list their options.
 `;
 
+/** What the kernel family setting means on this adapter (src/kernels/variants.ts decides per shape). */
+function kernelsLine(gpu: Gpu): string {
+  const sub = subgroupsUsable(gpu);
+  const conv = convVariant(gpu, true, 'conv2d');
+  const gemm = gemmVariant(gpu, true, 'dense');
+  const forced = gpu.kernelFamily === 'auto' ? 'auto (chosen per adapter and shape; WEBGPU_FINETUNE_KERNELS=tiled|subgroup forces one)' : `${gpu.kernelFamily} (forced by WEBGPU_FINETUNE_KERNELS)`;
+  return `${forced}: convolutions ${conv}, dense GEMMs ${gemm}${conv === 'subgroup' || gemm === 'subgroup' ? ' where channels are multiples of 4, tiled elsewhere' : ''}; subgroup kernels ${sub ? 'usable' : 'not usable here (no subgroups of at least 8 lanes)'}`;
+}
+
 async function info(args: string[]): Promise<number> {
   if (parse('info', args, {}).values.help) {
     console.log(INFO_HELP);
@@ -72,6 +82,7 @@ async function info(args: string[]): Promise<number> {
     console.log(`  ${k.padEnd(36)} ${k.includes('Size') && v > 65536 ? fmtBytes(v) : v}`);
   }
   console.log(`features: ${[...gpu.features].sort().join(', ') || '(none)'}`);
+  console.log(`kernels: ${kernelsLine(gpu)}`);
   const cache = defaultCacheDir();
   console.log(`weights cache: ${cache} (set WEBGPU_FINETUNE_CACHE to move it)`);
   const state = (f: ImagenetWeightsFile) => (existsSync(join(cache, f.converted, MANIFEST_FILE)) ? 'cached (converted)' : existsSync(join(cache, f.fileName)) ? 'cached (.h5, converted on first use)' : null);
