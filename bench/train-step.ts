@@ -86,7 +86,7 @@ interface Result {
   torchLoss: number | null;
 }
 
-const HELP = 'npm run bench:step -- [--sizes 60x90,32x32] [--batch 8] [--repeats 5] [--no-tfjs] [--no-torch] [--torch-threads 2] [--json FILE]';
+const HELP = 'npm run bench:step -- [--sizes 60x90,32x32] [--batch 8] [--repeats 5] [--no-tfjs] [--no-torch] [--torch-threads 2] [--torch-device cpu|cuda] [--torch-tf32] [--python PATH] [--json FILE]';
 
 /** Rival seconds over ours: "2.35x faster", or "0.20x (5.0x slower)". */
 function ratio(r: number | null): string {
@@ -95,19 +95,20 @@ function ratio(r: number | null): string {
 }
 
 /** Starts the PyTorch rival, or says why not (and how to get it) and returns null. */
-async function startTorch(skip: boolean): Promise<TorchStep | null> {
+async function startTorch(skip: boolean, python: string): Promise<TorchStep | null> {
   if (skip) return null;
-  if (!(await torchAvailable(DEFAULT_PYTHON))) {
-    console.log(`torch: not available (${DEFAULT_PYTHON} -c 'import torch' fails); install it with scripts/install-torch.sh (Debian's python3-torch) for a third column, or pass --no-torch. Going on without it.`);
+  if (!(await torchAvailable(python))) {
+    console.log(`torch: not available (${python} -c 'import torch' fails); install it with scripts/install-torch.sh (Debian's python3-torch) for a third column, or pass --no-torch. Going on without it.`);
     return null;
   }
-  return new TorchStep(DEFAULT_PYTHON);
+  return new TorchStep(python);
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     sizes: { type: 'string', default: '60x90,32x32' }, batch: { type: 'string', default: '8' }, repeats: { type: 'string', default: '5' },
     'no-tfjs': { type: 'boolean', default: false }, 'no-torch': { type: 'boolean', default: false }, 'torch-threads': { type: 'string', default: '2' },
+    'torch-device': { type: 'string', default: 'cpu' }, 'torch-tf32': { type: 'boolean', default: false }, python: { type: 'string', default: DEFAULT_PYTHON },
     json: { type: 'string' }, help: { type: 'boolean', default: false },
   } });
   if (values.help) {
@@ -126,7 +127,9 @@ async function main(): Promise<void> {
   console.log(`FMA ceiling: ${ceiling.gflops.toFixed(1)} GFLOP/s (vec4 FMA loop)`);
   const tf = values['no-tfjs'] ? null : await loadTfjs(dawn);
   if (tf) console.log(`rival: TensorFlow.js ${tf.version.tfjs} webgpu backend on ${tfjsAdapter(tf)} (same Dawn instance)`);
-  let torch = await startTorch(values['no-torch']!);
+  const torchDevice = values['torch-device']!;
+  const tf32 = values['torch-tf32']!;
+  let torch = await startTorch(values['no-torch']!, values.python!);
   let torchInfo: TorchInfo | null = null;
   console.log(`timing: wall clock per trainOnBatch including its loss readback; median of ${repeats} after 2 warm-ups, engines alternating${torch ? '; torch: forward, backward and SGD step with loss.item(), timed inside its process (not the pipe)' : ''}\n`);
   // A torch failure costs its column, not the run's other two.
@@ -155,10 +158,11 @@ async function main(): Promise<void> {
     if (torch) {
       try {
         const first = torchInfo === null;
-        torchInfo = await torch.init({ height: h, width: w, batch, threads: torchThreads, device: 'cpu', tf32: false });
+        torchInfo = await torch.init({ height: h, width: w, batch, threads: torchThreads, device: torchDevice, tf32 });
         if (first) {
           const i = torchInfo;
-          console.log(`rival: PyTorch ${i.torch} (python ${i.python}) on ${i.device} (${i.device_name}), ${i.threads} threads (OMP_WAIT_POLICY ${i.omp_wait_policy ?? 'unset'}), oneDNN ${i.mkldnn ? 'yes' : 'no'}; NCHW, frozen part under no_grad\n`);
+          const where = i.device === 'cpu' ? `${i.threads} threads (OMP_WAIT_POLICY ${i.omp_wait_policy ?? 'unset'}), oneDNN ${i.mkldnn ? 'yes' : 'no'}` : `CUDA ${i.cuda}, cuDNN ${i.cudnn}, ${i.tf32 ? 'TF32 allowed' : 'fp32 (TF32 off)'}`;
+          console.log(`rival: PyTorch ${i.torch} (python ${i.python}) on ${i.device} (${i.device_name}), ${where}; NCHW, frozen part under no_grad\n`);
         }
       } catch (e) {
         await dropTorch(e);
@@ -228,7 +232,7 @@ async function main(): Promise<void> {
   const big = await referenceModel(240, 360);
   const m = big.memory(32);
   console.log(`\nplan for 240x360 batch 32 (not run): micro-batch ${m.microBatch} for the frozen prefix; weights ${fmtBytes(m.weights)}, gradients ${fmtBytes(m.gradients)}, optimizer ${fmtBytes(m.optimizer)}, activations ${fmtBytes(m.activations)}, staging ${fmtBytes(m.staging)}; total ${fmtBytes(m.total)} (kernel scratch not included)`);
-  console.log(`\n${summaryTable(results, torchInfo?.device ?? 'cpu')}`);
+  console.log(`\n${summaryTable(results, `${torchInfo?.device ?? torchDevice}${torchInfo?.tf32 ? ' tf32' : ''}`)}`);
   if (values.json) await writeFile(values.json, JSON.stringify({ adapter: gpu.describe(), torch: torchInfo, results, plan240x360b32: m }, null, 2));
   await torch?.quit();
   process.exit(0);

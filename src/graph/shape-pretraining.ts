@@ -79,7 +79,7 @@ export class SymmetryBatches implements AsyncIterable<Batch> {
             if (flipY) sr = h - 1 - sr;
             if (flipX) sc = w - 1 - sc;
             // pixels as smallCnnPreprocessInput makes them (-1..1)
-        const o = b * per + (r * w + c) * 3;
+            const o = b * per + (r * w + c) * 3;
             const i = (sr * w + sc) * 3;
             x[o] = src[i] / 127.5 - 1;
             x[o + 1] = src[i + 1] / 127.5 - 1;
@@ -140,23 +140,25 @@ export async function pretrainShapes(s: ShapePretrainSettings, o: ShapePretrainF
   const t0 = Date.now();
   const families = PRETRAIN_FAMILIES;
   const total = s.images + s.valImages;
-  const draw = (count: number, seed: number, done0: number) => {
+  const draw = async (count: number, seed: number, done0: number) => {
     const ims: Uint8Array[] = [];
     const labels: number[] = [];
-    // in chunks, so a progress callback sees it move
+    // in chunks, yielding between them: a progress callback sees it move, a page stays responsive
     for (let i = 0; i < count; i += 200) {
+      if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted');
       const part = generateSampleSet({ count: Math.min(200, count - i), start: i, height: s.height, width: s.width, seed, families });
       for (const im of part) {
         ims.push(im.rgb);
         labels.push(im.label);
       }
       o.onImages?.(done0 + ims.length, total);
+      await new Promise((resolve) => setTimeout(resolve, 0));
     }
     return { ims, labels };
   };
   // train and held-out images come from different seeds: none is in both
-  const train = draw(s.images, s.seed * 2 + 101, 0);
-  const val = draw(s.valImages, s.seed * 2 + 102, s.images);
+  const train = await draw(s.images, s.seed * 2 + 101, 0);
+  const val = await draw(s.valImages, s.seed * 2 + 102, s.images);
 
   setInitSeed(s.seed);
   const base = await SmallCNN({ weights: null, inputShape: [s.height, s.width, 3] });
@@ -169,6 +171,9 @@ export async function pretrainShapes(s: ShapePretrainSettings, o: ShapePretrainF
       epochs: s.epochs, validationData: heldOut(val.ims, val.labels, families.length, 100), verbose: o.verbose ?? 1, sink: o.sink, signal: o.signal, callbacks: o.callbacks,
     });
     return { base, history, seconds: (Date.now() - t0) / 1000 };
+  } catch (e) {
+    await base.dispose(); // stopped or failed: nothing of it is kept
+    throw e;
   } finally {
     // the base's layers live on in `base`; the classifier only owns the training state
     await classifier.dispose();
