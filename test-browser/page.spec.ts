@@ -17,6 +17,9 @@ import { encodePpm, type SampleOptions } from '../web/lib/data.ts';
 import type { TrainSettings } from '../web/lib/settings.ts';
 import type { EpochRecord, StepRecord } from '../web/lib/trainer.ts';
 import { generateSampleSet } from '../src/io/sample-data.ts';
+import { setInitSeed } from '../src/graph/layers.ts';
+import { SmallCNN } from '../src/graph/small-cnn.ts';
+import { collectLayerWeights } from '../src/io/model-weights.ts';
 import { launch, serveStatic } from './harness.ts';
 import { baseWeights, runInNode, type ReferenceRun } from './reference.ts';
 
@@ -39,9 +42,15 @@ interface PageStatus {
   restoredEpoch: number | null;
   fineTuneFrom: number | null;
   confusion: { classes: string[]; counts: number[][]; precision: number[]; recall: number[]; total: number; accuracy: number } | null;
+  pretrain: { key: string; cached: boolean; state: string; history: Record<string, number[]> | null; seconds: number | null; error: string | null } | null;
+  pretrainings: number;
+  comparison: { state: string; pretrained: number; random: number | null; error: string | null } | null;
 }
 
-type Api = { webgpuFinetune: { ready: Promise<boolean>; status(): PageStatus } };
+/** Weights as the page's hook gives them (plain arrays). */
+type PlainWeights = { layer: string; weights: { name: string; shape: number[]; data: number[] }[] }[] | null;
+
+type Api = { webgpuFinetune: { ready: Promise<boolean>; status(): PageStatus; pretrainedWeights(): PlainWeights; baseWeights(): Promise<PlainWeights> } };
 const status = (page: Page) => page.evaluate(() => (window as unknown as Api).webgpuFinetune.status());
 
 /** Waits until the page's status satisfies `ok`, failing early (with the page's error) if training fails. */
@@ -445,5 +454,127 @@ describe('a browser without a WebGPU adapter', () => {
     await page.setInputFiles('#weights-files', [join(dir, 'manifest.json'), join(dir, 'weights.bin')]);
     await page.waitForFunction(() => /Read 13 layers with weights \(14\.7 M values\) from manifest\.json/.test(document.querySelector('#weights-status')?.textContent ?? ''), undefined, { timeout: 60_000 });
     await rm(dir, { recursive: true });
+  });
+});
+
+describe('the page\'s offline path: SmallCNN pretrained here on other shapes (SwiftShader)', () => {
+  // A tiny pretraining (16 images, 1 epoch: one step of 16; 8 held-out images) and one fine-tuning
+  // epoch on the sample at 32x32, then the same fine-tuning from a random base. Far too small to
+  // learn anything: this checks the plumbing (pretraining, weights into the frozen base, the cache,
+  // the comparison), not the accuracy (the CLI's demo shows that at full size).
+  const settings: TrainSettings = { height: 32, width: 32, batchSize: 4, epochs: 1, frozen: 21, learningRate: 0.01, momentum: 0, augment: true, seed: 3, base: 'small_cnn', optimizer: 'adam' };
+  const sample: SampleOptions = { train: 8, test: 4, size: 32, seed: 7 };
+  let browser: Browser | undefined;
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  const pretrainedWeights = (page: Page) => page.evaluate(() => (window as unknown as Api).webgpuFinetune.pretrainedWeights());
+  const baseWeightsNow = (page: Page) => page.evaluate(() => (window as unknown as Api).webgpuFinetune.baseWeights());
+  /** The fine-tuned model's base holds exactly the pretrained weights (frozen: fine-tuning left them alone). */
+  async function expectFrozenPretrainedBase(page: Page, where: string): Promise<NonNullable<PlainWeights>> {
+    const want = await pretrainedWeights(page);
+    const got = await baseWeightsNow(page);
+    expect(want, `${where}: the run started from a pretrained base`).not.toBeNull();
+    expect(got!.map((l) => l.layer), where).toEqual(want!.map((l) => l.layer));
+    expect(want!.length).toBe(12); // 6 convolutions, 6 BatchNormalization layers
+    want!.forEach((l, i) => l.weights.forEach((w, j) => {
+      const g = got![i].weights[j];
+      expect(g.name, `${where}: ${l.layer} weight ${j}`).toBe(w.name);
+      expect(bits(Float32Array.from(g.data)).equals(bits(Float32Array.from(w.data))), `${where}: ${w.name} equals the pretrained base's`).toBe(true);
+    }));
+    return want!;
+  }
+  const resultLines = async (page: Page) => [await text(page, '#compare [data-line=pretrained]'), await text(page, '#compare [data-line=random]')];
+
+  it('pretrains, fine-tunes the frozen pretrained base, compares with a random base, and reuses the pretrained base on a second run', async () => {
+    const errors: string[] = [];
+    browser = await launch('core');
+    const page = await openPage(browser, server.url, errors);
+    expect(await page.isVisible('#pretrain-choice')).toBe(false); // VGG16: not offered
+    await page.selectOption('#s-base', 'small_cnn');
+    // SmallCNN's defaults: the whole base frozen, the CLI demo's recipe, its own pretraining as weights
+    expect(await page.inputValue('#s-frozen')).toBe('21');
+    expect([await page.inputValue('#s-height'), await page.inputValue('#s-width'), await page.inputValue('#s-optimizer'), await page.inputValue('#s-lr')]).toEqual(['32', '32', 'adam', '0.01']);
+    expect(await page.isVisible('#pretrain-choice')).toBe(true);
+    expect(await page.isChecked('input[name=weights][value=pretrain]')).toBe(true);
+    expect(await page.isVisible('#keras-hint')).toBe(false); // no ImageNet file for it
+    await configure(page, settings, sample);
+    await page.fill('#pt-images', '16');
+    await page.fill('#pt-val', '8');
+    await page.fill('#pt-epochs', '1');
+    await page.check('#pt-compare');
+
+    // Stop during the pretraining: nothing is kept, and the page is ready to train again
+    await page.fill('#pt-epochs', '3');
+    await page.click('#train');
+    await until(page, 'the pretraining to start', (s) => s.state === 'pretraining');
+    await page.click('#stop');
+    const stopped = await until(page, 'the stopped pretraining', (s) => s.pretrain?.state === 'stopped' && s.state === 'idle');
+    expect(stopped.pretrainings).toBe(0);
+    expect(await text(page, '#pretrain-status')).toMatch('Stopped during pretraining: nothing was kept');
+    expect(await page.isEnabled('#train')).toBe(true);
+    await page.fill('#pt-epochs', '1');
+
+    let t = performance.now();
+    await page.click('#train');
+    const during = await until(page, 'the pretraining', (s) => s.state === 'pretraining' || s.steps.length > 0 || s.state === 'done');
+    expect(during.pretrain?.cached).toBe(false);
+    const done = await until(page, 'pretraining, fine-tuning and the comparison', (s) => s.state === 'done' && s.comparison?.state === 'done');
+    console.log(`SmallCNN offline path: pretraining + fine-tuning + comparison in ${((performance.now() - t) / 1000).toFixed(1)} s; pretrained in ${done.pretrain!.seconds!.toFixed(1)} s`);
+
+    // the pretraining ran: one epoch, with val_acc on the held-out images of the four families
+    expect(done.pretrainings).toBe(1);
+    expect(done.pretrain).toMatchObject({ cached: false, state: 'done', error: null });
+    expect(done.pretrain!.key).toMatch(/^small_cnn-shapes\d+-32x32-seed3-16img-1ep-b32-lr0\.002$/);
+    const h = done.pretrain!.history!;
+    expect(h.loss).toHaveLength(1);
+    expect(h.val_acc).toHaveLength(1);
+    expect(h.val_acc[0]).toBeGreaterThanOrEqual(0);
+    expect(h.val_acc[0]).toBeLessThanOrEqual(1);
+    expect(await text(page, '#pretrain-status')).toMatch(/pretraining epoch 1\/1: loss \d+\.\d{4} · acc \d\.\d{4} · val_loss \d+\.\d{4} · val_acc \d\.\d{4} \(chance 0\.25\)/);
+    expect(await text(page, '#pretrain-status')).toMatch(/Pretrained in .*: val_acc \d\.\d{4} on 8 held-out images/);
+
+    // then fine-tuning: 8 images in batches of 4, one epoch; the frozen base is the pretrained one
+    expect(done.steps).toHaveLength(2);
+    expect(done.epochs).toHaveLength(1);
+    const pre = await expectFrozenPretrainedBase(page, 'first run');
+    // ...and the pretraining changed it: it is not SmallCNN's seeded random initialisation
+    setInitSeed(settings.seed);
+    const init = await collectLayerWeights(await SmallCNN({ weights: null, inputShape: [32, 32, 3] }));
+    const kernel = (ws: { layer: string; weights: { data: ArrayLike<number> }[] }[], layer: string) => Float32Array.from(ws.find((l) => l.layer === layer)!.weights[0].data);
+    expect(bits(kernel(pre, 'block1_conv1')).equals(bits(kernel(init, 'block1_conv1'))), 'the pretrained kernel differs from the random one').toBe(false);
+    const movingMean = Float32Array.from(pre.find((l) => l.layer === 'block1_conv1_bn')!.weights[2].data);
+    expect(pre.find((l) => l.layer === 'block1_conv1_bn')!.weights[2].name).toBe('block1_conv1_bn/moving_mean:0');
+    expect(movingMean.some((v) => v !== 0), 'the pretraining moved the BatchNormalization statistics').toBe(true);
+
+    // the comparison: the same fine-tuning from a random base, and both results as two lines
+    const best = Math.max(...done.epochs.map((e) => e.valAcc));
+    expect(done.comparison!.pretrained).toBe(best);
+    expect(done.comparison!.random).toBeGreaterThanOrEqual(0);
+    const [line1, line2] = await resultLines(page);
+    expect(line1).toMatch(/^pretrained base \(SmallCNN pretrained here on crescents, crosses, stars, triangles\): best val_acc \d\.\d{4}$/);
+    expect(line1).toContain(best.toFixed(4));
+    expect(line2).toMatch(/^random base \(the same SmallCNN with random weights, frozen\): best val_acc \d\.\d{4} \(chance 0\.5\)$/);
+    expect(line2).toContain(done.comparison!.random!.toFixed(4));
+    expect(await text(page, '#compare')).toMatch(/Why: only the new top trains/);
+    await page.locator('#train-section').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: `${ARTIFACTS}/browser-small-cnn-offline.png`, fullPage: true });
+
+    // a second run with the same settings takes the pretrained base from memory
+    t = performance.now();
+    await page.click('#train');
+    const again = await until(page, 'the second run', (s) => s.pretrain?.cached === true && s.state === 'done' && s.comparison?.state === 'done');
+    console.log(`second run (pretrained base from memory): ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    expect(again.pretrainings, 'no second pretraining').toBe(1);
+    expect(again.pretrain!.key).toBe(done.pretrain!.key);
+    expect(again.pretrain!.history).toEqual(h);
+    expect(await text(page, '#pretrain-status')).toMatch(/Using the base pretrained earlier in this page.*No pretraining this time/);
+    const pre2 = await expectFrozenPretrainedBase(page, 'second run');
+    expect(pre2).toEqual(pre);
+    again.steps.forEach((s, i) => expect(Math.abs(s.loss - done.steps[i].loss), `second run step ${i + 1}: same start, same data, same loss`).toBeLessThan(1e-6));
+    const [again1, again2] = await resultLines(page);
+    expect([again1, again2]).toEqual([line1, line2]);
+    expect(errors).toEqual([]);
   });
 });

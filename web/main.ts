@@ -14,10 +14,13 @@ import { LineChart } from './chart.ts';
 import { countImages, dataSetFromFiles, encodePpm, makeFlows, sampleDataSet, type DataSet, type NamedBlob, type SampleOptions } from './lib/data.ts';
 import { EarlyStopping } from '../src/graph/callbacks.ts';
 import { confusionMatrix, type ConfusionMatrix } from '../src/graph/confusion.ts';
-import { buildBase, buildModel, enterFineTuning, IMAGENET_FILES, imageInput, modelWeightsH5, weightsFromFiles, weightsFromUrl, type Built, type WeightsFile } from './lib/program.ts';
+import { buildBase, buildModel, cachedPretrainedBase, enterFineTuning, IMAGENET_FILES, imageInput, modelWeightsH5, pretrainedBase, shapePretrainSettings, weightsFromFiles, weightsFromUrl, type Built, type PretrainedBase, type WeightsFile } from './lib/program.ts';
 import { BASES, baseOf, checkSettings, DEFAULT_LEARNING_RATES, DEFAULT_SETTINGS, totalEpochsOf, VGG16_LAYERS, type BaseName, type OptimizerName, type ScheduleName, type TrainSettings } from './lib/settings.ts';
 import { Trainer, type EpochRecord, type SecondPhase, type StepRecord } from './lib/trainer.ts';
-import { generateSampleSet } from '../src/io/sample-data.ts';
+import { generateSampleSet, PRETRAIN_FAMILIES } from '../src/io/sample-data.ts';
+import { collectLayerWeights } from '../src/io/model-weights.ts';
+import type { LayerWeights } from '../src/io/weights-manifest.ts';
+import { shapePretrainKey } from '../src/graph/shape-pretraining.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => {
   const e = document.getElementById(id);
@@ -248,8 +251,8 @@ document.querySelectorAll('input[name=data]').forEach((r) => r.addEventListener(
 
 let weights: { key: string; file: WeightsFile } | null = null;
 
-function weightsKind(): 'random' | 'url' | 'files' {
-  return (document.querySelector('input[name=weights]:checked') as HTMLInputElement).value as 'random' | 'url' | 'files';
+function weightsKind(): 'random' | 'url' | 'files' | 'pretrain' {
+  return (document.querySelector('input[name=weights]:checked') as HTMLInputElement).value as 'random' | 'url' | 'files' | 'pretrain';
 }
 
 function weightsProgress(loaded: number, total: number | null): void {
@@ -269,6 +272,7 @@ async function currentWeights(): Promise<WeightsFile | null> {
     $('weights-status').textContent = 'Random initialisation: Keras\'s glorot-uniform from the seed; no pretrained features, so expect accuracy near chance.';
     return null;
   }
+  if (kind === 'pretrain') throw new Error('pretraining on other shapes is the SmallCNN base\'s option: choose SmallCNN under Settings, or other starting weights');
   let key: string;
   let read: () => Promise<WeightsFile>;
   if (kind === 'url') {
@@ -300,6 +304,8 @@ const kerasLink = $<HTMLAnchorElement>('keras-url');
 /** The weights hint names the chosen base's Keras file. */
 function showKerasFile(base: BaseName): void {
   const f = IMAGENET_FILES[base];
+  $('keras-hint').hidden = !f; // SmallCNN has no ImageNet file
+  if (!f) return;
   kerasLink.href = f.url;
   kerasLink.textContent = f.fileName;
   $('keras-base').textContent = BASES[base].builder;
@@ -376,12 +382,24 @@ function showBase(): void {
     ? 'Layers before the first trainable one run forward only: no gradients, no stored activations. The reference program freezes 15 (blocks 1–4).'
     : `Layers before the first trainable one run forward only (a frozen BatchNormalization uses its moving statistics, Keras's inference mode). Keras's transfer-learning guide freezes all ${info.layers}; unfreezing the last blocks fine-tunes them (use a low learning rate). Blocks are grouped: a box freezes everything up to the end of its block.`;
   showKerasFile(base);
+  // SmallCNN's own starting weights: pretrained in this page (the other bases have ImageNet's)
+  $('pretrain-choice').hidden = base !== 'small_cnn';
+  if (base !== 'small_cnn' && weightsKind() === 'pretrain') (document.querySelector('input[name=weights][value=random]') as HTMLInputElement).checked = true;
 }
 
 // A new base starts from its defaults (the whole base frozen for MobileNetV2 and ResNet50).
 select('s-base').addEventListener('change', () => {
   showBase();
-  input('s-frozen').value = String(BASES[select('s-base').value as BaseName].frozen);
+  const info = BASES[select('s-base').value as BaseName];
+  input('s-frozen').value = String(info.frozen);
+  // SmallCNN comes with the CLI demo's recipe (32x32, Adam 0.01) and its pretraining as weights
+  if (info.recipe) {
+    input('s-height').value = String(info.recipe.height);
+    input('s-width').value = String(info.recipe.width);
+    select('s-optimizer').value = info.recipe.optimizer ?? 'sgd';
+    input('s-lr').value = String(info.recipe.learningRate);
+  }
+  if (!info.imagenet) (document.querySelector('input[name=weights][value=pretrain]') as HTMLInputElement).checked = true;
   renderLayers();
 });
 // Each optimizer starts from Keras's default learning rate (SGD 0.01, the others 0.001).
@@ -435,7 +453,8 @@ interface LayerGroup {
 
 /** Keras's block of a layer (block_3_expand -> block_3, conv2_block1_1_conv -> conv2_block1), else the base's stem or its last layers. */
 function blockOf(name: string, index: number, afterBlocks: boolean): string {
-  const block = /^(block_\d+)_/.exec(name)?.[1] ?? /^(conv\d_block\d+)_/.exec(name)?.[1] ?? /^(expanded_conv)_/.exec(name)?.[1];
+  const block = /^(block_\d+)_/.exec(name)?.[1] ?? /^(conv\d_block\d+)_/.exec(name)?.[1] ?? /^(expanded_conv)_/.exec(name)?.[1]
+    ?? /^(block\d+_(?:conv\d+|pool))/.exec(name)?.[1]; // SmallCNN: each conv with its BatchNormalization and ReLU
   if (block) return block;
   if (index === 0) return name; // the input layer
   return afterBlocks ? 'last layers' : 'stem';
@@ -543,15 +562,47 @@ interface Run {
   confusion: ConfusionMatrix | null;
   /** while the confusion matrix is computed (predictions wait for it: one model, one queue) */
   evaluating: Promise<ConfusionMatrix> | null;
+  /** SmallCNN: the base pretrained here whose weights the model started from (null: other weights) */
+  pretrained: PretrainedBase | null;
+  /** after the run, the same fine-tuning from a random base (the "for comparison" box) */
+  compare: boolean;
+  comparison: Comparison | null;
 }
 let run: Run | null = null;
+
+/** The same fine-tuning from random SmallCNN weights, run after the main run, and both best val_acc. */
+interface Comparison {
+  state: 'running' | 'done' | 'stopped' | 'failed';
+  /** while it trains (Stop stops it) */
+  trainer: Trainer | null;
+  pretrained: number;
+  random: number | null;
+  error: string | null;
+}
+
+/** Set while pretrainShapes runs (Stop aborts it). */
+let pretrainAbort: AbortController | null = null;
+/** What the last run's pretraining did (for the status hook): trained now, or taken from the cache. */
+interface PretrainReport {
+  key: string;
+  cached: boolean;
+  state: 'running' | 'done' | 'stopped' | 'failed';
+  history: Record<string, number[]> | null;
+  seconds: number | null;
+  error: string | null;
+}
+let pretrainReport: PretrainReport | null = null;
+/** pretrainShapes runs in this page so far (a base from the cache adds none). */
+let pretrainings = 0;
 
 function setState(text: string): void {
   $('state').textContent = text;
   const state = run?.trainer.state;
-  const busy = state === 'running' || state === 'stopping' || !!run?.evaluating;
+  const comparing = run?.comparison?.state === 'running';
+  const busy = state === 'running' || state === 'stopping' || !!run?.evaluating || !!pretrainAbort || comparing;
   $<HTMLButtonElement>('train').disabled = busy || !gpu;
-  $<HTMLButtonElement>('stop').disabled = state !== 'running';
+  const stoppable = state === 'running' || (!!pretrainAbort && !pretrainAbort.signal.aborted) || run?.comparison?.trainer?.state === 'running';
+  $<HTMLButtonElement>('stop').disabled = !stoppable;
   $<HTMLButtonElement>('resume').disabled = state !== 'paused';
   const trained = !!run && !busy && run.trainer.steps.length > 0;
   $<HTMLButtonElement>('dl-manifest').disabled = !trained;
@@ -623,6 +674,7 @@ async function drive(): Promise<void> {
         r.evaluating = null;
       }
       showConfusion(r.confusion);
+      if (r.compare && !r.comparison) await compareWithRandomBase(r);
       setState('done');
     } else {
       $('progress').textContent = `Stopped after step ${r.trainer.stepInEpoch} of epoch ${r.trainer.epoch + 1} (${r.trainer.steps.length} steps in all). Resume continues exactly where it stopped.${summary}`;
@@ -654,9 +706,176 @@ function showConfusion(c: ConfusionMatrix): void {
   box.innerHTML = `<p class="status"><strong>Confusion matrix on the ${c.total} validation images</strong> (accuracy ${pct(c.accuracy)}; rows: the true class, columns: the predicted one; precision: of the images predicted as a class, the share that are it; recall: of a class's images, the share found)</p><table><tr><th>true \\ predicted</th>${head}<th>precision</th><th>recall</th></tr>${rows}</table>`;
 }
 
+// ---------------------------------------------------------------- SmallCNN: pretrained here
+
+const FAMILIES = PRETRAIN_FAMILIES.join(', ');
+const fix4 = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(4) : '–');
+
+/** The pretraining's size from the form (the size and seed are the fine-tuning's). */
+function pretrainSize(): { images: number; valImages: number; epochs: number } {
+  return { images: Number(input('pt-images').value), valImages: Number(input('pt-val').value), epochs: Number(input('pt-epochs').value) };
+}
+
+/**
+ * SmallCNN pretrained on the four other shape families at the run's size and seed: the base kept
+ * from an earlier run with the same settings, else pretrained now with its progress shown (epoch
+ * lines with val_acc) before fine-tuning starts. Null when stopped (nothing is kept then).
+ */
+async function pretrainHere(settings: TrainSettings): Promise<PretrainedBase | null> {
+  const p = shapePretrainSettings(settings, pretrainSize());
+  const what = `SmallCNN on ${FAMILIES} (${p.images} generated images, ${p.height}×${p.width}, ${p.epochs} epoch${p.epochs === 1 ? '' : 's'}, Adam lr ${p.lr}, seed ${p.seed})`;
+  const status = $('pretrain-status');
+  const hit = cachedPretrainedBase(p);
+  if (hit) {
+    pretrainReport = { key: hit.key, cached: true, state: 'done', history: hit.history.history, seconds: hit.seconds, error: null };
+    status.textContent = `Using the base pretrained earlier in this page: ${what}; val_acc ${fix4(hit.valAcc)} on ${hit.settings.valImages} held-out images of the four families (chance 0.25). No pretraining this time.`;
+    log(`Using the SmallCNN pretrained earlier in this page (${hit.key})\n`);
+    return hit;
+  }
+  const report: PretrainReport = { key: shapePretrainKey(p), cached: false, state: 'running', history: null, seconds: null, error: null };
+  pretrainReport = report;
+  const lines = [`Pretraining ${what}, then fine-tuning it frozen:`];
+  const show = () => (status.textContent = lines.join('\n'));
+  show();
+  const steps = Math.ceil(p.images / p.batch);
+  const bar = $<HTMLProgressElement>('epoch-progress');
+  let epoch = 0;
+  let step = 0;
+  const ctl = new AbortController();
+  pretrainAbort = ctl;
+  buildingModel = true; // it builds a seeded SmallCNN: no layer listing in between
+  setState('pretraining…');
+  log(`== Pretraining ${what} ==\n`);
+  // pretrainShapes draws its images in one synchronous stretch (seconds for thousands): say so, and
+  // let the browser paint that before it starts
+  $('progress').textContent = `Drawing ${p.images + p.valImages} pretraining images (the page may not respond for a few seconds)…`;
+  await new Promise((ok) => setTimeout(ok, 20)); // a timer, not requestAnimationFrame: that never fires in a background tab
+  try {
+    const { base } = await pretrainedBase(p, {
+      verbose: 1,
+      sink: (text) => log(text),
+      signal: ctl.signal,
+      onImages: (done, total) => {
+        $('progress').textContent = `Drawing the pretraining images: ${done} of ${total}`;
+        bar.max = total;
+        bar.value = done;
+      },
+      callbacks: [{
+        onEpochBegin: (e) => {
+          epoch = e;
+          step = 0;
+        },
+        onBatchEnd: (_s, logs) => {
+          step++;
+          $('progress').textContent = `Pretraining: epoch ${epoch + 1}/${p.epochs} · step ${step}/${steps} · loss ${fix4(logs.loss)} · acc ${fix4(logs.acc)}`;
+          bar.max = p.epochs * steps;
+          bar.value = epoch * steps + step;
+        },
+        onEpochEnd: (e, logs) => {
+          lines.push(`pretraining epoch ${e + 1}/${p.epochs}: loss ${fix4(logs.loss)} · acc ${fix4(logs.acc)} · val_loss ${fix4(logs.val_loss)} · val_acc ${fix4(logs.val_acc)} (chance 0.25)`);
+          show();
+        },
+      }],
+    });
+    pretrainings++;
+    Object.assign(report, { state: 'done', history: base.history.history, seconds: base.seconds });
+    lines.push(`Pretrained in ${fmtSeconds(base.seconds)}: val_acc ${fix4(base.valAcc)} on ${p.valImages} held-out images of the four families (chance 0.25); kept in memory for this page.`);
+    show();
+    return base;
+  } catch (e) {
+    if (ctl.signal.aborted) {
+      report.state = 'stopped';
+      lines.push('Stopped during pretraining: nothing was kept; Train pretrains again.');
+      show();
+      $('progress').textContent = 'Stopped during pretraining.';
+      return null;
+    }
+    report.state = 'failed';
+    report.error = errorText(e);
+    throw e;
+  } finally {
+    pretrainAbort = null;
+    buildingModel = false;
+  }
+}
+
+const bestValAcc = (t: Trainer) => Math.max(...t.epochs.map((e) => e.valAcc).filter(Number.isFinite));
+
+/** The share of the largest class among the validation images: what always guessing it scores. */
+function chanceOf(data: DataSet): number {
+  const counts = Object.values(countImages(data.test));
+  const total = counts.reduce((a, n) => a + n, 0);
+  return total ? Math.round((1000 * Math.max(...counts)) / total) / 1000 : 0.5;
+}
+
+/**
+ * After the main run: the same fine-tuning (settings, data order, augmentation, seeds, the top's
+ * initial weights) from random SmallCNN weights, frozen as well, so the difference in val_acc is
+ * what pretraining put into the base. Its model is disposed afterwards; the main run's stays.
+ */
+async function compareWithRandomBase(r: Run): Promise<void> {
+  const cmp: Comparison = { state: 'running', trainer: null, pretrained: bestValAcc(r.trainer), random: null, error: null };
+  r.comparison = cmp;
+  const s = r.settings;
+  setState('comparing: fine-tuning a random base…');
+  $('compare').textContent = 'Comparison: the same fine-tuning from random SmallCNN weights (frozen)…';
+  log('\n== Comparison: the same fine-tuning from random SmallCNN weights (frozen) ==\n');
+  let built: Built | null = null;
+  let flows: Awaited<ReturnType<typeof makeFlows>> | null = null;
+  try {
+    flows = await makeFlows(r.data, s);
+    buildingModel = true;
+    try {
+      built = await buildModel(s, null, { stepsPerEpoch: flows.train.length });
+    } finally {
+      buildingModel = false;
+    }
+    const earlyStopping = s.earlyStopping ? new EarlyStopping({ monitor: 'val_loss', patience: s.earlyStopping, restoreBestWeights: true, verbose: 1, print: (line) => log(`${line}\n`), warn: (line) => log(`${line}\n`) }) : null;
+    const secondPhase: SecondPhase | null = s.fineTune ? { from: s.epochs, enter: (model) => enterFineTuning(model, s) } : null;
+    const trainer: Trainer = new Trainer(built.model, flows.train, flows.test, totalEpochsOf(s), {
+      onLog: log,
+      onStep: (st) => {
+        $('compare').textContent = `Comparison: fine-tuning the random base: epoch ${st.epoch + 1}/${trainer.totalEpochs} · step ${st.step + 1}/${trainer.stepsPerEpoch} · loss ${fix4(st.loss)} · acc ${fix4(st.acc)}`;
+      },
+    }, { earlyStopping, secondPhase });
+    cmp.trainer = trainer;
+    const running = trainer.run(); // 'running' from here: Stop becomes available
+    setState('comparing: fine-tuning a random base…');
+    const state = await running;
+    cmp.random = bestValAcc(trainer);
+    cmp.state = state === 'done' ? 'done' : 'stopped';
+  } catch (e) {
+    cmp.state = 'failed';
+    cmp.error = errorText(e);
+    fail(e, 'compare');
+  } finally {
+    cmp.trainer = null;
+    await built?.model.dispose();
+    await flows?.train.close();
+    await flows?.test.close();
+  }
+  showComparison(r, cmp);
+}
+
+/** The two results as the CLI's demo prints them, and why they differ. */
+function showComparison(r: Run, cmp: Comparison): void {
+  const box = $('compare');
+  if (cmp.state === 'failed') {
+    box.textContent = 'Comparison failed (see the notice above).';
+    return;
+  }
+  const random = cmp.random !== null && Number.isFinite(cmp.random) ? fix4(cmp.random) : '– (no epoch finished)';
+  const stopped = cmp.state === 'stopped' ? ' (stopped before the end)' : '';
+  box.innerHTML = `<p data-line="pretrained"><strong>pretrained base</strong> (SmallCNN pretrained here on ${esc(FAMILIES)}): best val_acc ${fix4(cmp.pretrained)}</p>` +
+    `<p data-line="random"><strong>random base</strong> (the same SmallCNN with random weights, frozen): best val_acc ${random} (chance ${chanceOf(r.data)})${stopped}</p>` +
+    '<p class="hint">Why: only the new top trains, so it can use only what the frozen base computes; pretraining on other shapes taught the base outline, corner and texture features that carry over to new shapes, while random features carry little, so the random base stays near chance.</p>';
+}
+
 async function startTraining(): Promise<void> {
   clearNotice('train');
   clearNotice('microbatch');
+  clearNotice('compare');
+  pretrainReport = null;
   const settings = readSettings();
   const problems = checkSettings(settings);
   if (problems.length) throw new Error(problems.join('; '));
@@ -665,7 +884,9 @@ async function startTraining(): Promise<void> {
   const data = currentData();
   $<HTMLButtonElement>('train').disabled = true;
   setState('preparing…');
-  const w = await currentWeights();
+  // SmallCNN's own option: pretrained in this page (after the old run is gone: one model at a time)
+  const pretrainAsked = baseOf(settings) === 'small_cnn' && weightsKind() === 'pretrain';
+  const w = pretrainAsked ? null : await currentWeights();
   if (run) {
     await run.built.model.dispose();
     await run.trainer.train.close();
@@ -674,16 +895,24 @@ async function startTraining(): Promise<void> {
   }
   $('log').textContent = '';
   $('early-status').textContent = '';
+  $('pretrain-status').textContent = '';
+  $('compare').replaceChildren();
   $('confusion').replaceChildren();
+  let pretrained: PretrainedBase | null = null;
+  if (pretrainAsked) {
+    pretrained = await pretrainHere(settings);
+    if (!pretrained) return setState('stopped');
+  }
   const flows = await makeFlows(data, settings, (line) => log(`${line}\n`));
   buildingModel = true;
   let built: Built;
   try {
-    built = await buildModel(settings, w, { stepsPerEpoch: flows.train.length });
+    built = await buildModel(settings, pretrained?.weights ?? w, { stepsPerEpoch: flows.train.length });
   } finally {
     buildingModel = false;
   }
   if (w) $('weights-status').textContent += built.weightsInto === 'base' ? ` Loaded into the ${BASES[baseOf(settings)].builder} base.` : ' Loaded into the whole model (a fine-tuned export).';
+  if (pretrained) $('weights-status').textContent = `The SmallCNN pretrained here on ${FAMILIES} (val_acc ${fix4(pretrained.valAcc)} on those) went into the base by layer name; fine-tuning it ${settings.frozen >= BASES.small_cnn.layers ? 'frozen' : `with its first ${settings.frozen} layers frozen`}.`;
   // ?maxBinding=<bytes> pretends the adapter's binding limit is that small: it shows (and tests)
   // micro-batching on any device.
   const pretend = Number(new URLSearchParams(location.search).get('maxBinding'));
@@ -705,7 +934,7 @@ async function startTraining(): Promise<void> {
     },
   } : null;
   const trainer = new Trainer(built.model, flows.train, flows.test, totalEpochsOf(settings), { onStep, onEpoch, onLog: log }, { earlyStopping, secondPhase });
-  run = { settings, data, built, trainer, plan, started: performance.now(), confusion: null, evaluating: null };
+  run = { settings, data, built, trainer, plan, started: performance.now(), confusion: null, evaluating: null, pretrained, compare: !!pretrained && input('pt-compare').checked, comparison: null };
   for (const chart of charts) {
     chart.clear();
     chart.setXMax(trainer.totalEpochs * trainer.stepsPerEpoch);
@@ -724,6 +953,15 @@ $('train').addEventListener('click', () => {
   });
 });
 $('stop').addEventListener('click', () => {
+  if (pretrainAbort) {
+    pretrainAbort.abort(new Error('stopped'));
+    return setState('stopping the pretraining after this step…');
+  }
+  const cmp = run?.comparison?.trainer;
+  if (cmp?.state === 'running') {
+    cmp.stop(); // the comparison ends there (its result says so); the main run is already done
+    return setState('stopping the comparison after this step…');
+  }
   run?.trainer.stop();
   setState('stopping after this step…');
 });
@@ -767,6 +1005,7 @@ async function predict(files: File[]): Promise<void> {
   if (!run || run.trainer.state === 'running' || run.trainer.state === 'stopping') {
     throw new Error(run ? 'wait until training stops (or press Stop) before trying images' : 'train a model first');
   }
+  if (run.comparison?.state === 'running') throw new Error('wait until the comparison run ends (or press Stop) before trying images');
   await run.evaluating?.catch(() => undefined); // its failure is shown where it happened
   const { settings, data, built } = run;
   for (const file of files) {
@@ -796,6 +1035,8 @@ writeSettings(DEFAULT_SETTINGS);
 void showData();
 setState('idle');
 
+const plainWeights = (layers: LayerWeights[] | null) => layers?.map((l) => ({ layer: l.layer, weights: l.weights.map((w) => ({ name: w.name, shape: w.shape, data: Array.from(w.data) })) })) ?? null;
+
 /**
  * For scripts and the browser test: the run's numbers as the charts show them, and sample images
  * to drop on the predictor (sample images are generated, so a test needs no files).
@@ -803,7 +1044,7 @@ setState('idle');
 const api = {
   ready: gpuReady.then((g) => !!g),
   status: () => ({
-    state: run?.evaluating ? 'evaluating' : (run?.trainer.state ?? 'idle'),
+    state: pretrainAbort ? 'pretraining' : run?.comparison?.state === 'running' ? 'comparing' : run?.evaluating ? 'evaluating' : (run?.trainer.state ?? (pretrainReport?.state === 'failed' ? 'failed' : 'idle')),
     adapter: gpu?.adapter ?? null,
     describe: gpu?.describe() ?? null,
     compat,
@@ -814,14 +1055,23 @@ const api = {
     stepsPerEpoch: run?.trainer.stepsPerEpoch ?? 0,
     plan: run?.plan ?? null,
     memory: memory(),
-    error: run?.trainer.error?.message ?? null,
+    error: run?.trainer.error?.message ?? pretrainReport?.error ?? null,
     stoppedEpoch: run?.trainer.stoppedEpoch ?? null,
     restoredEpoch: run?.trainer.restoredEpoch ?? null,
     /** the epoch (0-based) the fine-tuning phase began at; null before it (or without one) */
     fineTuneFrom: run?.trainer.fineTuneFrom ?? null,
     confusion: run?.confusion ?? null,
     notices: Array.from($('notices').children, (n) => n.textContent ?? ''),
+    /** SmallCNN pretrained here: the last run's pretraining (cached: taken from memory), and how many ran in this page */
+    pretrain: pretrainReport,
+    pretrainings,
+    /** the random-base comparison after the run (pretrained / random: best val_acc) */
+    comparison: run?.comparison ? { state: run.comparison.state, pretrained: run.comparison.pretrained, random: run.comparison.random, error: run.comparison.error } : null,
   }),
+  /** The pretrained base the current run started from (null without one), as plain arrays. */
+  pretrainedWeights: () => plainWeights(run?.pretrained?.weights.layers ?? null),
+  /** The current run's base weights as they are now (read back from the device), as plain arrays. */
+  baseWeights: async () => plainWeights(run ? await collectLayerWeights(run.built.base) : null),
   /** A generated sample image (label 0 circles, 1 squares) as a PPM file, for the predictor. */
   sampleFile(label: number, size: number, seed: number): File {
     const img = generateSampleSet({ count: 2, height: size, width: size, seed })[label];

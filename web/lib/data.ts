@@ -9,6 +9,7 @@ import { compareCodePoints, hasImageExtension } from '../../src/io/dataset.ts';
 import { ImageDataGenerator } from '../../src/io/image-data-generator.ts';
 import { generateSampleSet, SAMPLE_CLASSES } from '../../src/io/sample-data.ts';
 import { mobilenetV2, resnet50 } from '../../src/graph/preprocess.ts';
+import { smallCnnPreprocessInput } from '../../src/graph/small-cnn.ts';
 import { AUGMENTATION, baseOf, type BaseName, type TrainSettings } from './settings.ts';
 
 /** A File, or any Blob with a name (what flowFromFiles reads). */
@@ -119,7 +120,13 @@ export function countImages(split: Split): Record<string, number> {
  * rescales by 1/255 instead), the base's preprocess_input for the others (Keras's guide).
  */
 export function preprocessFor(base: BaseName): ((x: Float32Array) => Float32Array) | null {
-  return base === 'mobilenet_v2' ? mobilenetV2.preprocessInput : base === 'resnet50' ? resnet50.preprocessInput : null;
+  switch (base) {
+    case 'mobilenet_v2': return mobilenetV2.preprocessInput;
+    case 'resnet50': return resnet50.preprocessInput;
+    // -1..1, as its pretraining saw the shapes (src/graph/shape-pretraining.ts)
+    case 'small_cnn': return smallCnnPreprocessInput;
+    default: return null;
+  }
 }
 
 /**

@@ -1,9 +1,9 @@
 /**
  * The training program the page runs: by default the reference Keras program (VGG16 base, frozen
  * prefix, Flatten -> Dense(256, relu) -> Dropout(0.5) -> Dense(1, sigmoid), SGD, binary
- * cross-entropy); MobileNetV2 and ResNet50 with Keras's transfer-learning top (GlobalAveragePooling2D
- * -> Dropout(0.2) -> Dense(1, sigmoid)); the optimizer and schedule chosen; and the weights that go
- * in and come out. Platform-free: the browser test runs this same module in Node to check that
+ * cross-entropy); MobileNetV2, ResNet50 and SmallCNN with Keras's transfer-learning top
+ * (GlobalAveragePooling2D -> Dropout(0.2) -> Dense(1, sigmoid)); the optimizer and schedule chosen;
+ * and the weights that go in and come out, SmallCNN's pretrained here on other shapes (offline). Platform-free: the browser test runs this same module in Node to check that
  * both runtimes give the same numbers.
  *
  * (src/cli/reference-model.ts builds the same models but imports src/index.ts, which pulls Node
@@ -14,6 +14,9 @@ import { MobileNetV2 } from '../../src/graph/mobilenet-v2.ts';
 import { Model } from '../../src/graph/model.ts';
 import { Adam, AdamW, RMSprop, SGD, type Optimizer } from '../../src/graph/optimizers.ts';
 import { ResNet50 } from '../../src/graph/resnet50.ts';
+import { pretrainShapes, SHAPE_PRETRAIN_DEFAULTS, shapePretrainKey, type ShapePretrainFitOptions, type ShapePretrainSettings } from '../../src/graph/shape-pretraining.ts';
+import { SmallCNN } from '../../src/graph/small-cnn.ts';
+import type { History } from '../../src/graph/model.ts';
 import { CosineDecay, ExponentialDecay, type LearningRateSchedule } from '../../src/graph/schedules.ts';
 import { VGG16 } from '../../src/graph/vgg16.ts';
 import { mobilenetV2NoTop, RESNET50_NOTOP, VGG16_NOTOP } from '../../src/io/imagenet-files.ts';
@@ -35,8 +38,8 @@ export interface WeightsFile {
 /** Keras's own ImageNet file for VGG16 without its top (58.9 MB, legacy HDF5 layout). */
 export const KERAS_IMAGENET_URL = VGG16_NOTOP.url;
 
-/** Keras's ImageNet file (no top) for each base: what the weights hint links to. */
-export const IMAGENET_FILES: Record<BaseName, { fileName: string; url: string; size: string }> = {
+/** Keras's ImageNet file (no top) for each base that has one: what the weights hint links to. */
+export const IMAGENET_FILES: Partial<Record<BaseName, { fileName: string; url: string; size: string }>> = {
   vgg16: { fileName: VGG16_NOTOP.fileName, url: VGG16_NOTOP.url, size: '59 MB' },
   // Keras has MobileNetV2 files per input size; 224 is its default (other sizes load it too)
   mobilenet_v2: { fileName: mobilenetV2NoTop(1.0, 224).fileName, url: mobilenetV2NoTop(1.0, 224).url, size: '9 MB' },
@@ -128,6 +131,7 @@ export async function buildBase(name: BaseName, height: number, width: number): 
   const inputTensor = Input({ shape: [height, width, 3] });
   if (name === 'mobilenet_v2') return MobileNetV2({ weights: null, includeTop: false, inputTensor, alpha: 1.0 });
   if (name === 'resnet50') return ResNet50({ weights: null, includeTop: false, inputTensor });
+  if (name === 'small_cnn') return SmallCNN({ weights: null, inputTensor });
   return VGG16({ weights: null, includeTop: false, inputTensor });
 }
 
@@ -186,7 +190,8 @@ export async function buildModel(s: TrainSettings, weights: WeightsFile | null =
   const model = new Model({ inputs: base.input, outputs, name: name === 'vgg16' ? 'vgg16_finetune' : `${name}_transfer` });
   if (weights && !weightsInto) {
     if (fileLayers !== weighted(model)) {
-      throw new Error(`${weights.source} has ${fileLayers} layers with weights; expected ${weighted(base)} (a ${info.builder} base, e.g. Keras's ImageNet notop file ${IMAGENET_FILES[name].fileName}) or ${weighted(model)} (this page's fine-tuned ${info.builder} model). Is the base choice right?`);
+      const example = IMAGENET_FILES[name] ? `e.g. Keras's ImageNet notop file ${IMAGENET_FILES[name].fileName}` : 'e.g. one pretrained here on other shapes';
+      throw new Error(`${weights.source} has ${fileLayers} layers with weights; expected ${weighted(base)} (a ${info.builder} base, ${example}) or ${weighted(model)} (this page's fine-tuned ${info.builder} model). Is the base choice right?`);
     }
     await loadLayerWeights(model, weights.layers, { source: weights.source });
     weightsInto = 'model';
@@ -194,6 +199,63 @@ export async function buildModel(s: TrainSettings, weights: WeightsFile | null =
   model.compile({ optimizer: optimizerFor(s, options.stepsPerEpoch), loss: 'binary_crossentropy', metrics: ['acc'] });
   model.seed = s.seed;
   return { model, base, weightsInto };
+}
+
+// ---------------------------------------------------------------- SmallCNN pretrained here
+
+/** What the page lets a person set about the pretraining (the rest follows the fine-tuning's size and seed). */
+export type PretrainSize = Pick<ShapePretrainSettings, 'images' | 'valImages' | 'epochs' | 'batch' | 'lr'>;
+
+/** The pretraining for a fine-tuning run: its input size and seed, the CLI demo's defaults for the rest. */
+export function shapePretrainSettings(s: Pick<TrainSettings, 'height' | 'width' | 'seed'>, size: Partial<PretrainSize> = {}): ShapePretrainSettings {
+  return { height: s.height, width: s.width, seed: s.seed, ...SHAPE_PRETRAIN_DEFAULTS, ...size };
+}
+
+/** A SmallCNN pretrained on the four other shape families, kept as host arrays (its GPU model is disposed). */
+export interface PretrainedBase {
+  /** shapePretrainKey of its settings: what the cache keys on */
+  key: string;
+  settings: ShapePretrainSettings;
+  /** the base's weights by layer name: buildModel places them into the fine-tuning model's base */
+  weights: WeightsFile;
+  history: History;
+  seconds: number;
+  /** the last epoch's val_acc on the held-out images of the four families (chance 0.25) */
+  valAcc: number;
+}
+
+// In memory for the page's lifetime. The weights depend only on what the key names (the held-out
+// images only change the val_acc reported), and the host arrays are small (about 90k values).
+const pretrainedBases = new Map<string, PretrainedBase>();
+
+/** The base pretrained earlier (in this page or process) with these settings, else null. */
+export function cachedPretrainedBase(p: ShapePretrainSettings): PretrainedBase | null {
+  return pretrainedBases.get(shapePretrainKey(p)) ?? null;
+}
+
+/**
+ * The pretrained base for these settings: the cached one, else pretrainShapes now (progress through
+ * `o`; an abort through o.signal rejects and caches nothing). Its weights are read back to the host
+ * by layer name and the pretraining's model is disposed.
+ */
+export async function pretrainedBase(p: ShapePretrainSettings, o: ShapePretrainFitOptions = {}): Promise<{ base: PretrainedBase; cached: boolean }> {
+  const hit = cachedPretrainedBase(p);
+  if (hit) return { base: hit, cached: true };
+  const run = await pretrainShapes(p, o);
+  let layers: LayerWeights[];
+  try {
+    layers = await collectLayerWeights(run.base);
+  } finally {
+    await run.base.dispose();
+  }
+  const key = shapePretrainKey(p);
+  const base: PretrainedBase = {
+    key, settings: { ...p }, history: run.history, seconds: run.seconds,
+    valAcc: run.history.history.val_acc?.at(-1) ?? Number.NaN,
+    weights: { layers, source: `the SmallCNN pretrained here (${key})` },
+  };
+  pretrainedBases.set(key, base);
+  return { base, cached: false };
 }
 
 /**

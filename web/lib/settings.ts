@@ -3,6 +3,7 @@
  * Node side builds the same program from the same object. Platform-free (no DOM, no Node).
  */
 import { defaultLearningRate, OPTIMIZER_NAMES, type OptimizerName } from '../../src/graph/optimizers.ts';
+import { SMALL_CNN_LAYERS } from '../../src/graph/small-cnn.ts';
 
 /** keras.applications.VGG16 (no top): the layers the freeze control lists, input first. */
 export const VGG16_LAYERS = [
@@ -17,7 +18,7 @@ export interface TrainSettings {
   width: number;
   batchSize: number;
   epochs: number;
-  /** Keras's `for layer in base.layers[:frozen]: layer.trainable = False` (0 to the base's layer count: 19, 154 or 175) */
+  /** Keras's `for layer in base.layers[:frozen]: layer.trainable = False` (0 to the base's layer count: 19, 154, 175 or 21) */
   frozen: number;
   learningRate: number;
   momentum: number;
@@ -48,7 +49,7 @@ export interface FineTune {
   lr: number;
 }
 
-export const BASE_NAMES = ['vgg16', 'mobilenet_v2', 'resnet50'] as const;
+export const BASE_NAMES = ['vgg16', 'mobilenet_v2', 'resnet50', 'small_cnn'] as const;
 export type BaseName = (typeof BASE_NAMES)[number];
 export { OPTIMIZER_NAMES, type OptimizerName } from '../../src/graph/optimizers.ts';
 export const SCHEDULE_NAMES = ['none', 'cosine', 'exponential'] as const;
@@ -71,13 +72,26 @@ export interface BaseInfo {
   top: string;
   /** the fine-tuning phase's default first unfrozen layer: the start of the base's last block (VGG16: block 4, as block 5 already trains) */
   fineTuneAt: number;
+  /** false: Keras has no ImageNet file for it (SmallCNN: the page pretrains it itself) */
+  imagenet: boolean;
+  /**
+   * Settings the form takes when the base is chosen (absent: it keeps its size and optimizer).
+   * SmallCNN: the CLI's offline demo (32x32, Adam at 0.01: only the new top trains).
+   */
+  recipe?: Pick<TrainSettings, 'height' | 'width' | 'optimizer' | 'learningRate'>;
 }
 
-/** What the page offers per base; MobileNetV2 and ResNet50 follow Keras's transfer-learning guide (as `train --base`). */
+/** What the page offers per base; MobileNetV2, ResNet50 and SmallCNN follow Keras's transfer-learning guide (as `train --base`). */
 export const BASES: Record<BaseName, BaseInfo> = {
-  vgg16: { builder: 'VGG16', layers: 19, frozen: 15, top: 'Flatten, Dense(256, relu), Dropout(0.5), Dense(1, sigmoid)', fineTuneAt: 11 },
-  mobilenet_v2: { builder: 'MobileNetV2', layers: 154, frozen: 154, top: 'GlobalAveragePooling2D, Dropout(0.2), Dense(1, sigmoid)', fineTuneAt: 143 },
-  resnet50: { builder: 'ResNet50', layers: 175, frozen: 175, top: 'GlobalAveragePooling2D, Dropout(0.2), Dense(1, sigmoid)', fineTuneAt: 165 },
+  vgg16: { builder: 'VGG16', layers: 19, frozen: 15, top: 'Flatten, Dense(256, relu), Dropout(0.5), Dense(1, sigmoid)', fineTuneAt: 11, imagenet: true },
+  mobilenet_v2: { builder: 'MobileNetV2', layers: 154, frozen: 154, top: 'GlobalAveragePooling2D, Dropout(0.2), Dense(1, sigmoid)', fineTuneAt: 143, imagenet: true },
+  resnet50: { builder: 'ResNet50', layers: 175, frozen: 175, top: 'GlobalAveragePooling2D, Dropout(0.2), Dense(1, sigmoid)', fineTuneAt: 165, imagenet: true },
+  // the offline path (as src/cli/reference-model.ts's small_cnn): no ImageNet weights; the page
+  // pretrains it on four other shape families (program.ts's pretrainedBase). 18: block3_conv1.
+  small_cnn: {
+    builder: 'SmallCNN', layers: SMALL_CNN_LAYERS, frozen: SMALL_CNN_LAYERS, top: 'GlobalAveragePooling2D, Dropout(0.2), Dense(1, sigmoid)', fineTuneAt: 18, imagenet: false,
+    recipe: { height: 32, width: 32, optimizer: 'adam', learningRate: 0.01 },
+  },
 };
 
 export const baseOf = (s: Pick<TrainSettings, 'base'>): BaseName => s.base ?? 'vgg16';
