@@ -34,6 +34,7 @@ FROZEN_BLOCKS = 4  # Keras's first 15 layers: the input and blocks 1-4 (10 convs
 
 torch = None  # imported at init, so a missing torch is an {"error"} reply, not a crash
 state = None
+interop_set = False
 
 
 def reply(obj):
@@ -98,12 +99,13 @@ def init(msg):
     if (h >> 5) < 1 or (w >> 5) < 1:
         raise ValueError(f"input {h}x{w} is too small: five 2x2 pools need at least 32x32")
 
+    global interop_set
     torch.set_num_threads(threads)
-    try:
-        # Allowed only before the first parallel work; a later init keeps the first value.
+    if not interop_set:
+        # Allowed once, before any parallel work: a second call aborts the process (a C++
+        # c10::Error in Debian's 1.13, not a Python exception), so a later init keeps the first.
         torch.set_num_interop_threads(threads)
-    except RuntimeError:
-        pass
+        interop_set = True
     # TF32 applies only on NVIDIA Ampere or newer; set both explicitly so the run says what it used.
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32

@@ -145,6 +145,9 @@ export async function demoCommand(args: string[]): Promise<number> {
       console.log('  comparison. (With network access once, the demo fine-tunes VGG16 from ImageNet instead.)');
     }
   }
+  if (!offline && classes === 3 && weights === 'imagenet' && !v['no-pretrain']) {
+    console.log('(--classes 3 never takes the offline path: triangles are one of its pretraining families.)');
+  }
   if (!offline) return referenceDemo(v, { data, rel, height, width, classes, seed, weights, out });
   return offlineDemo(v, { data, rel, height, width, seed, out, pretrain, t0 });
 }
