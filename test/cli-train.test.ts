@@ -190,6 +190,22 @@ describe('webgpu-finetune demo', () => {
   }, 120_000);
 });
 
+describe('train --verbose', () => {
+  it('ends with the kernel each layer ran; WEBGPU_FINETUNE_KERNELS=tiled forces the tiled family', async () => {
+    const out = join(tmp, 'verbose-run');
+    const tiled = cliRunner({ ...env, WEBGPU_FINETUNE_KERNELS: 'tiled' });
+    const r = await tiled([...trainArgs(out).map((a) => (a === '2' ? '1' : a)), '--verbose']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Kernels (family tiled, forced):');
+    expect(r.stdout).toMatch(/\n {2}block1_conv1 +conv2d tiled\n/);
+    expect(r.stdout).toMatch(/\n {2}block5_conv3 +conv2d tiled\n/);
+    expect(r.stdout).toMatch(/\n {2}dense(_\d+)? +dense tiled\n/);
+    const bad = await cliRunner({ ...env, WEBGPU_FINETUNE_KERNELS: 'fastest' })(trainArgs(join(tmp, 'verbose-bad')));
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/WEBGPU_FINETUNE_KERNELS is 'fastest'; it must be one of auto, tiled, subgroup/);
+  }, 120_000);
+});
+
 describe('webgpu-finetune usage errors and missing folders', () => {
   const usage = async (args: string[], pattern: RegExp) => {
     const r = await cli(args);

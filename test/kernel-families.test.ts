@@ -10,6 +10,7 @@ import { Conv2dKernel } from '../src/kernels/conv2d.ts';
 import { DenseKernel } from '../src/kernels/dense.ts';
 import { subgroupsUsable } from '../src/kernels/variants.ts';
 import { randomArray } from './helpers/random.ts';
+import { kernelLines } from '../src/cli/train.ts';
 
 const conv = (outChannels: number) => ({ batch: 2, height: 8, width: 8, inChannels: 4, outChannels, kernelSize: [3, 3] as [number, number], padding: 'same' as const, activation: 'relu' as const });
 const dense = { batch: 4, inFeatures: 16, outFeatures: 8, activation: 'relu' as const };
@@ -53,6 +54,12 @@ describe('kernel families', () => {
     expect((await DenseKernel.create(subgroup, dense)).describe()).toMatch(/^forward subgroup/);
     // an explicit tuning still wins over the device's family (the tuning script and kernel tests)
     expect((await Conv2dKernel.create(tiled, conv(8), { variant: 'subgroup' })).tuning.variant).toBe('subgroup');
+    // each layer's choice is noted on its device, for train --verbose
+    await Conv2dKernel.create(tiled, { ...conv(8), label: 'c1' });
+    await DenseKernel.create(tiled, { ...dense, label: 'd1' });
+    expect(kernelLines(tiled)).toEqual(expect.arrayContaining(['Kernels (family tiled, forced):', `  ${'c1'.padEnd(24)} conv2d tiled`, `  ${'d1'.padEnd(24)} dense tiled`]));
+    await Conv2dKernel.create(subgroup, { ...conv(8), label: 'c2', inChannels: 6 });
+    expect(subgroup.kernelChoices.get('c2')).toBe('conv2d subgroup (backward tiled)'); // backward needs Cin % 4 == 0 too
   });
 
   it('a forced subgroup family on a device without subgroups is refused, saying what to do', async () => {

@@ -97,6 +97,8 @@ inference mode), GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (Dense K s
                          images with more pixels are skipped with a warning (decompression
                          bombs; Pillow's MAX_IMAGE_PIXELS); none: no limit      [178956970]
   --out DIR              the run folder (not inside --train or --val)       [runs/<time>]
+  --verbose              at the end, the kernel each layer ran (tiled or subgroup; the
+                         WEBGPU_FINETUNE_KERNELS environment variable forces a family)
   --overwrite            start a new run in an --out that already holds one (its checkpoint,
                          weights and history are deleted)
   --resume DIR           continue a stopped run from its last checkpoint (its settings are
@@ -226,7 +228,7 @@ export async function readSettings(dir: string): Promise<RunSettings> {
 }
 
 /** Parses train's flags into settings (or a resume request). */
-export async function parseTrain(args: string[]): Promise<{ help: true } | { resume: string; epochs?: number } | { settings: RunSettings; out: string; overwrite: boolean }> {
+export async function parseTrain(args: string[]): Promise<{ help: true } | { resume: string; epochs?: number; verbose: boolean } | { settings: RunSettings; out: string; overwrite: boolean; verbose: boolean }> {
   const { values: v } = parse('train', args, {
     train: { type: 'string' }, val: { type: 'string' }, size: { type: 'string' }, batch: { type: 'string' }, epochs: { type: 'string' },
     freeze: { type: 'string' }, weights: { type: 'string' }, lr: { type: 'string' }, momentum: { type: 'string' }, nesterov: { type: 'boolean' },
@@ -236,12 +238,13 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
     clipnorm: { type: 'string' }, 'early-stopping': { type: 'string' }, 'reduce-lr-on-plateau': { type: 'string' }, 'save-best': { type: 'boolean' },
     'class-weight': { type: 'string' }, metrics: { type: 'string' },
     'fine-tune-at': { type: 'string' }, 'fine-tune-epochs': { type: 'string' }, 'fine-tune-lr': { type: 'string' },
+    verbose: { type: 'boolean' },
   });
   if (v.help) return { help: true };
   if (v.resume !== undefined) {
-    const others = Object.keys(v).filter((k) => k !== 'resume' && k !== 'epochs' && v[k as keyof typeof v] !== undefined);
-    if (others.length) throw new UsageError(`train --resume takes the run's own settings; drop ${others.map((k) => `--${k}`).join(', ')} (only --epochs may be given)`);
-    return { resume: v.resume, epochs: v.epochs === undefined ? undefined : int(v.epochs, 'epochs', 10) };
+    const others = Object.keys(v).filter((k) => k !== 'resume' && k !== 'epochs' && k !== 'verbose' && v[k as keyof typeof v] !== undefined);
+    if (others.length) throw new UsageError(`train --resume takes the run's own settings; drop ${others.map((k) => `--${k}`).join(', ')} (only --epochs and --verbose may be given)`);
+    return { resume: v.resume, epochs: v.epochs === undefined ? undefined : int(v.epochs, 'epochs', 10), verbose: !!v.verbose };
   }
   const trainDir = required(v.train, 'train', 'train', 'DIR (training images, one subfolder per class)');
   const valDir = required(v.val, 'val', 'train', 'DIR (validation images, one subfolder per class)');
@@ -330,7 +333,7 @@ export async function parseTrain(args: string[]): Promise<{ help: true } | { res
   }
   const out = resolve(v.out ?? join('runs', timestamp()));
   await requireOutsideData(out, v.out ?? out, [[settings.train, '--train', trainDir], [settings.val, '--val', valDir]]);
-  return { settings, out, overwrite: !!v.overwrite };
+  return { settings, out, overwrite: !!v.overwrite, verbose: !!v.verbose };
 }
 
 /**
@@ -868,6 +871,13 @@ export function summary(out: string, r: TrainResult, s: RunSettings, next = true
   return lines;
 }
 
+/** --verbose: the kernel each layer ran (src/kernels/variants.ts chose them; WEBGPU_FINETUNE_KERNELS forces a family). */
+export function kernelLines(gpu: { kernelFamily: string; kernelChoices: ReadonlyMap<string, string> }): string[] {
+  const lines = [`Kernels (family ${gpu.kernelFamily}${gpu.kernelFamily === 'auto' ? ': chosen per adapter and shape' : ', forced'}):`];
+  for (const [layer, choice] of gpu.kernelChoices) lines.push(`  ${layer.padEnd(24)} ${choice}`);
+  return lines;
+}
+
 /** `train`: returns the exit code. */
 export async function trainCommand(args: string[]): Promise<number> {
   const parsed = await parseTrain(args);
@@ -911,5 +921,6 @@ export async function trainCommand(args: string[]): Promise<number> {
   const result = await runTraining(settings, { out, resume, overwrite, saveSettings });
   console.log('');
   for (const l of summary(out, result, settings)) console.log(l);
+  if (parsed.verbose) for (const l of kernelLines(await getGpu())) console.log(l);
   return result.interrupted ? 130 : 0;
 }

@@ -62,6 +62,8 @@ export class Gpu {
   readonly limits: GPUSupportedLimits;
   readonly features: ReadonlySet<string>;
 
+  /** Which kernel each layer got, by its label (noted by the kernels; `train --verbose` prints them). */
+  readonly kernelChoices = new Map<string, string>();
   private readonly live = new Map<GPUBuffer, number>();
   private liveBytes = 0;
   private readonly pipelines = new Map<string, Promise<Pipeline>>();

@@ -185,6 +185,7 @@ export class Conv2dKernel {
         }),
       gpu.pipeline('conv2d_grad_filter', { entryPoint: 'reduce' }),
     ]);
+    gpu.kernelChoices.set(shape.label ?? 'conv2d', `conv2d ${sub.forward ? 'subgroup' : 'tiled'}${sub.backward === sub.forward ? '' : ` (backward ${sub.backward ? 'subgroup' : 'tiled'})`}`);
     return new Conv2dKernel(gpu, shape, t, { forward, backwardInput, reluMask, filter, reduce });
   }
 

@@ -168,6 +168,8 @@ export class DenseKernel {
     const fwdPlan = planGemm(gpu, kind, B, O, I, { aT: false, bT: false }, shape.splitK ?? 'auto', label);
     const ginPlan = planGemm(gpu, kind, B, I, O, { aT: false, bT: true }, 1, label); // dx = dz·wᵀ
     const gwPlan = planGemm(gpu, kind, I, O, B, { aT: true, bT: false }, 1, label);  // dw = xᵀ·dz
+    const kinds = [fwdPlan.kind, ginPlan.kind, gwPlan.kind];
+    gpu.kernelChoices.set(label, `dense ${kinds.every((k) => k === kinds[0]) ? kinds[0] : `forward ${kinds[0]}, input gradient ${kinds[1]}, weight gradient ${kinds[2]}`}`);
 
     const maxBinding = gpu.limits.maxStorageBufferBindingSize;
     const tensors: Record<string, number> = {
