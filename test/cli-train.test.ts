@@ -202,7 +202,7 @@ describe('train --verbose', () => {
     expect(r.stdout).toMatch(/\n {2}dense(_\d+)? +dense tiled\n/);
     const bad = await cliRunner({ ...env, WEBGPU_FINETUNE_KERNELS: 'fastest' })(trainArgs(join(tmp, 'verbose-bad')));
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/WEBGPU_FINETUNE_KERNELS is 'fastest'; it must be one of auto, tiled, subgroup/);
+    expect(bad.stderr).toMatch(/WEBGPU_FINETUNE_KERNELS is 'fastest'; it must be one of auto, tiled, subgroup, winograd/);
   }, 120_000);
 });
 

@@ -27,7 +27,7 @@ describe('kernel families', () => {
       expect(kernelFamilyOption()).toBe('subgroup');
       expect(kernelFamilyOption('auto')).toBe('auto'); // the option wins
       process.env.WEBGPU_FINETUNE_KERNELS = 'winograd-ish';
-      expect(() => kernelFamilyOption()).toThrow(/WEBGPU_FINETUNE_KERNELS is 'winograd-ish'; it must be one of auto, tiled, subgroup/);
+      expect(() => kernelFamilyOption()).toThrow(/WEBGPU_FINETUNE_KERNELS is 'winograd-ish'; it must be one of auto, tiled, subgroup, winograd/);
       delete process.env.WEBGPU_FINETUNE_KERNELS;
       expect(kernelFamilyOption()).toBe('auto');
     } finally {
@@ -105,12 +105,14 @@ async function train(gpu: Gpu): Promise<{ losses: number[]; weights: Float32Arra
 }
 
 describe('a whole model on every family and on a minimal device', () => {
-  it('trains to the same losses and weights with tiled, subgroup and auto kernels, with default limits and in compatibility mode', async () => {
+  it('trains to the same losses and weights with tiled, subgroup, auto and winograd kernels, with default limits and in compatibility mode', async () => {
     original ??= await getGpu();
     const runs = {
       tiled: await train(await acquireGpu({ kernels: 'tiled' })),
       subgroup: await train(await acquireGpu({ kernels: 'subgroup' })),
       auto: await train(await acquireGpu({ kernels: 'auto' })),
+      // c2 (3x3 stride 1) forward by Winograd F(2x2, 3x3); c1 (stride 2) stays direct
+      winograd: await train(await acquireGpu({ kernels: 'winograd' })),
       // WebGPU's default limits (256 invocations per workgroup, 16 KiB workgroup storage, 128 MiB bindings)
       minimal: await train(await acquireGpu({ limits: 'default' })),
       // compatibility mode's defaults: 128 invocations per workgroup, 8 storage buffers per stage

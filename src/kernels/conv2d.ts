@@ -1,5 +1,6 @@
 import { fmtBytes, type Gpu, type GpuOp, type Pipeline } from '../gpu/index.ts';
-import { convVariant, SUBGROUP_LANES, subgroupsUsable } from './variants.ts';
+import { convVariant, convWinograd, SUBGROUP_LANES, subgroupsUsable } from './variants.ts';
+import { WinogradForward } from './conv2d-winograd.ts';
 
 /** A 2-D convolution layer's shape: NHWC activations, HWIO (Keras) weights. */
 export interface Conv2dShape {
@@ -41,6 +42,8 @@ export interface Conv2dTuning {
   pixelGroups: number;
   /** Filter gradient: how many parts the sum over output pixels is split into (split-K). */
   splits: number;
+  /** The forward pass by Winograd F(2x2, 3x3) (3x3 stride 1 only; the backward passes as `variant`). */
+  winograd: boolean;
 }
 
 /**
@@ -117,6 +120,7 @@ export class Conv2dKernel {
     tuning: Conv2dTuning,
     private readonly pipelines: {
       forward: Pipeline; backwardInput: Pipeline; reluMask?: Pipeline; filter: Pipeline; reduce: Pipeline;
+      winograd?: WinogradForward;
     },
   ) {
     const s = shape;
@@ -185,8 +189,20 @@ export class Conv2dKernel {
         }),
       gpu.pipeline('conv2d_grad_filter', { entryPoint: 'reduce' }),
     ]);
-    gpu.kernelChoices.set(shape.label ?? 'conv2d', `conv2d ${sub.forward ? 'subgroup' : 'tiled'}${sub.backward === sub.forward ? '' : ` (backward ${sub.backward ? 'subgroup' : 'tiled'})`}`);
-    return new Conv2dKernel(gpu, shape, t, { forward, backwardInput, reluMask, filter, reduce });
+    let winograd: WinogradForward | undefined;
+    if (t.winograd) {
+      const rows = convAxis(shape.height, 3, 1, shape.padding);
+      const cols = convAxis(shape.width, 3, 1, shape.padding);
+      winograd = await WinogradForward.create(gpu, {
+        batch: shape.batch, height: shape.height, width: shape.width, inChannels: shape.inChannels, outChannels: shape.outChannels,
+        outHeight: rows.out, outWidth: cols.out, padTop: rows.padBefore, padLeft: cols.padBefore, activation: shape.activation, label: shape.label ?? 'conv2d',
+      });
+    }
+    const direct = (s: boolean) => (s ? 'subgroup' : 'tiled');
+    gpu.kernelChoices.set(shape.label ?? 'conv2d', t.winograd
+      ? `conv2d winograd F(2x2,3x3) forward, ${direct(sub.backward)} backward`
+      : `conv2d ${direct(sub.forward)}${sub.backward === sub.forward ? '' : ` (backward ${direct(sub.backward)})`}`);
+    return new Conv2dKernel(gpu, shape, t, { forward, backwardInput, reluMask, filter, reduce, winograd });
   }
 
   /** Checks the shape and completes the tuning (adapter-dependent defaults). */
@@ -256,7 +272,12 @@ export class Conv2dKernel {
     splits = Math.min(splits, m);
     const budget = Math.min(max, 256 << 20);
     while (splits > 1 && splits * kTotal * shape.outChannels * 4 > budget) splits--;
-    return { variant, pixelGroups, splits };
+    const [oh, ow] = [convAxis(shape.height, kh, strides[0], shape.padding).out, convAxis(shape.width, kw, strides[1], shape.padding).out];
+    const fits = WinogradForward.fits(gpu, { ...shape, outHeight: oh, outWidth: ow, padTop: 0, padLeft: 0 });
+    const applies = kh === 3 && kw === 3 && strides[0] === 1 && strides[1] === 1;
+    if (tuning.winograd && !(applies && fits)) fail(`tuning.winograd needs a 3x3 stride-1 kernel whose Winograd scratch fits this adapter's ${fmtBytes(gpu.limits.maxStorageBufferBindingSize)} binding limit`);
+    const winograd = tuning.winograd ?? convWinograd(gpu, shape, fits);
+    return { variant, pixelGroups, splits, winograd };
   }
 
   /** 2 * multiply-adds of each pass (the same count for all three, as usually reported). */
@@ -271,6 +292,7 @@ export class Conv2dKernel {
     const bias = this.useBias ? b.b : this.zeroBuffer();
     if (!bias) throw new Error(`${this.label}: conv2d.forward needs b (the bias) because useBias is true`);
     this.checkSizes('forward', { x: [b.x, this.inputBytes()], w: [b.w, this.weightBytes()], b: [bias, this.shape.outChannels * 4], y: [b.y, this.outputBytes()] });
+    if (this.pipelines.winograd) return this.pipelines.winograd.forward({ x: b.x, w: b.w, bias, y: b.y });
     return this.gemm('forward', this.sub.forward, this.pipelines.forward, this.fwd, b.x, b.x, b.w, bias, b.y, this.shape.activation);
   }
 
@@ -343,6 +365,7 @@ export class Conv2dKernel {
 
   /** Releases the uniforms and scratch buffers this kernel allocated (not the caller's buffers). */
   destroy(): void {
+    this.pipelines.winograd?.destroy();
     for (const buf of [...this.uniforms, ...this.scratch]) this.gpu.destroyBuffer(buf);
     this.uniforms.length = 0;
     this.scratch.length = 0;

@@ -37,6 +37,15 @@ export function convVariant(gpu: Gpu, shapeAllows: boolean, label: string): Kern
 }
 
 /**
+ * Whether a convolution's forward pass runs by Winograd F(2x2, 3x3) (conv2d-winograd.ts): only
+ * when the 'winograd' family is asked for, for 3x3 stride-1 kernels whose scratch fits.
+ */
+export function convWinograd(gpu: Gpu, s: { kernelSize: [number, number]; strides?: [number, number] }, scratchFits: boolean): boolean {
+  const [sh, sw] = s.strides ?? [1, 1];
+  return gpu.kernelFamily === 'winograd' && s.kernelSize[0] === 3 && s.kernelSize[1] === 3 && sh === 1 && sw === 1 && scratchFits;
+}
+
+/**
  * A dense layer's GEMM family. `aligned`: the dimensions the subgroup GEMM reads as vec4s are
  * multiples of 4. auto: subgroup wherever it applies (measured faster on lavapipe, and the GEMMs
  * of a dense layer are small next to the convolutions on a GPU).
