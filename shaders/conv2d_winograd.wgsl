@@ -13,7 +13,10 @@ struct Shape {
   n: u32, in_h: u32, in_w: u32, cin: u32,
   cout: u32, out_h: u32, out_w: u32, pad_top: u32,
   pad_left: u32, tiles_h: u32, tiles_w: u32, tiles: u32,
-  act: u32, _p0: u32, _p1: u32, _p2: u32,
+  act: u32,
+  tiles_pad: u32, // plane stride of V and M: tiles rounded up to 64 (256-byte binding offsets)
+  uplane: u32,    // plane stride of U: cin * cout rounded up to 64
+  _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> s: Shape;
@@ -54,7 +57,7 @@ fn transform_filter(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
     t[6u + c] = 0.5 * (g0 - g1 + g2);
     t[9u + c] = g2;
   }
-  let plane = s.cin * s.cout;
+  let plane = s.uplane;
   for (var r = 0u; r < 4u; r++) {
     let a = t[3u * r];
     let b = t[3u * r + 1u];
@@ -99,7 +102,7 @@ fn transform_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
     q[12u + c] = d[4u + c] - d[12u + c];
   }
   // columns: V = q B
-  let plane = s.tiles * s.cin;
+  let plane = s.tiles_pad * s.cin;
   for (var r = 0u; r < 4u; r++) {
     let a = q[4u * r];
     let b = q[4u * r + 1u];
@@ -112,7 +115,9 @@ fn transform_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   }
 }
 
-// The 16 GEMMs: M[p] (tiles x cout) = V[p] (tiles x cin) . U[p] (cin x cout). A 64-invocation
+// The 16 GEMMs: M[p] (tiles x cout) = V[p] (tiles x cin) . U[p] (cin x cout), for adapters
+// without usable subgroups or channels not multiples of 4 (otherwise conv2d-winograd.ts runs
+// matmul_subgroup.wgsl on each plane, far faster on lavapipe). A 64-invocation
 // workgroup computes a 32 x 32 block of M[p], 4 x 4 per invocation, over K steps of 8 staged in
 // workgroup memory. z of the grid is p.
 const BT: u32 = 32u;
@@ -127,8 +132,8 @@ fn gemm(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let col0 = wid.x * BT;
   let tr = (lid / 8u) * 4u; // this invocation's 4 rows and 4 columns within the block
   let tc = (lid % 8u) * 4u;
-  let vbase = p * s.tiles * s.cin;
-  let ubase = p * s.cin * s.cout;
+  let vbase = p * s.tiles_pad * s.cin;
+  let ubase = p * s.uplane;
   var acc: array<f32, 16>;
   for (var k0 = 0u; k0 < s.cin; k0 += BK) {
     // 256 values of each operand per step: 4 per invocation
@@ -159,7 +164,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
     workgroupBarrier();
   }
-  let mbase = p * s.tiles * s.cout;
+  let mbase = p * s.tiles_pad * s.cout;
   for (var r = 0u; r < 4u; r++) {
     let row = row0 + tr + r;
     if (row >= s.tiles) { continue; }
@@ -183,7 +188,7 @@ fn transform_output(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   if (i >= s.tiles * s.cout) { return; }
   let co = i % s.cout;
   let t = i / s.cout;
-  let plane = s.tiles * s.cout;
+  let plane = s.tiles_pad * s.cout;
   var q: array<f32, 16>;
   for (var k = 0u; k < 16u; k++) { q[k] = mr[k * plane + i]; }
   // rows: r = At q (2x4)

@@ -1,5 +1,7 @@
 // Winograd F(2x2, 3x3) forward (shaders/conv2d_winograd.wgsl) against the float64 direct
-// convolution: odd sizes (partial 2x2 blocks, GEMM blocks and K steps), 'same' and 'valid',
+// convolution, through both GEMM paths (the shader's own where channels are not multiples of 4,
+// matmul_subgroup.wgsl per plane where they are): odd sizes (partial 2x2 blocks, GEMM blocks
+// and K steps), 'same' and 'valid',
 // every activation, with and without bias, and VGG16-like channel counts; then the whole-model
 // effect of the 'winograd' family (a model trains to the direct kernels' numbers).
 import { describe, expect, it } from 'vitest';
@@ -66,14 +68,16 @@ describe('conv2d forward by Winograd F(2x2, 3x3)', () => {
     // the 'winograd' family takes it only where it applies: a strided conv runs the direct kernels
     const wgpu = await acquireGpu({ kernels: 'winograd' });
     expect((await Conv2dKernel.create(wgpu, strided)).tuning.winograd).toBe(false);
-    expect((await Conv2dKernel.create(wgpu, { ...strided, strides: [1, 1], label: 'c_3x3' })).tuning.winograd).toBe(true);
+    expect((await Conv2dKernel.create(wgpu, { ...strided, strides: [1, 1], label: 'c_3x3' })).tuning.winograd).toBe(false); // 4 input channels: not worth it
+    expect((await Conv2dKernel.create(wgpu, { ...strided, strides: [1, 1], inChannels: 8, label: 'c_3x3' })).tuning.winograd).toBe(true);
     expect(wgpu.kernelChoices.get('c_3x3')).toMatch(/winograd .* forward, subgroup backward/);
   });
 
-  it('needs 4x the input and output as scratch', () => {
+  it('needs 4x the input and output as scratch (planes padded to 64 floats)', () => {
     const b = winogradScratchBytes({ batch: 8, height: 60, width: 90, inChannels: 64, outChannels: 64, outHeight: 60, outWidth: 90, padTop: 1, padLeft: 1 });
-    expect(b.input).toBe(16 * 8 * 30 * 45 * 64 * 4); // 4x the input: 16 values per 2x2 block
-    expect(b.products).toBe(16 * 8 * 30 * 45 * 64 * 4);
+    const tilesPad = Math.ceil((8 * 30 * 45) / 64) * 64; // 16 values per 2x2 block: 4x the input
+    expect(b.input).toBe(16 * tilesPad * 64 * 4);
+    expect(b.products).toBe(16 * tilesPad * 64 * 4);
     expect(b.filter).toBe(16 * 64 * 64 * 4);
   });
 });

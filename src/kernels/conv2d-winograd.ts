@@ -5,6 +5,8 @@
 // each 4x the size of the input and output. Conv2dKernel uses it for its forward op when
 // chosen (src/kernels/variants.ts); the backward passes stay the direct kernels'.
 import type { Gpu, GpuOp, Pipeline } from '../gpu/index.ts';
+import { plainSubgroupGemm } from './dense.ts';
+import { subgroupsUsable } from './variants.ts';
 
 const SHADER = 'conv2d_winograd';
 const WG = 128; // WG in the shader's 1-D passes
@@ -17,11 +19,19 @@ export interface WinogradShape {
   label: string;
 }
 
+/** 2x2 output blocks, and the planes' strides padded to 64 floats (binding offsets align to 256 bytes). */
+function planes(s: Omit<WinogradShape, 'activation' | 'label'>): { tiles: number; tilesPad: number; uplane: number } {
+  const tiles = s.batch * Math.ceil(s.outHeight / 2) * Math.ceil(s.outWidth / 2);
+  return { tiles, tilesPad: Math.ceil(tiles / 64) * 64, uplane: Math.ceil((s.inChannels * s.outChannels) / 64) * 64 };
+}
+
 /** Bytes of scratch the transform needs (transformed filter, input and GEMM results). */
 export function winogradScratchBytes(s: Omit<WinogradShape, 'activation' | 'label'>): { filter: number; input: number; products: number } {
-  const tiles = s.batch * Math.ceil(s.outHeight / 2) * Math.ceil(s.outWidth / 2);
-  return { filter: 16 * s.inChannels * s.outChannels * 4, input: 16 * tiles * s.inChannels * 4, products: 16 * tiles * s.outChannels * 4 };
+  const { tilesPad, uplane } = planes(s);
+  return { filter: 16 * uplane * 4, input: 16 * tilesPad * s.inChannels * 4, products: 16 * tilesPad * s.outChannels * 4 };
 }
+
+type PlaneGemm = Awaited<ReturnType<typeof plainSubgroupGemm>>;
 
 export class WinogradForward {
   private readonly u: GPUBuffer;
@@ -29,12 +39,14 @@ export class WinogradForward {
   private readonly m: GPUBuffer;
   private readonly shapeBuf: GPUBuffer;
   private readonly tiles: number;
+  private readonly tilesPad: number;
+  private readonly uplane: number;
 
-  private constructor(private readonly gpu: Gpu, readonly shape: WinogradShape, private readonly p: Record<'filter' | 'input' | 'gemm' | 'output', Pipeline>) {
+  private constructor(private readonly gpu: Gpu, readonly shape: WinogradShape, private readonly p: Record<'filter' | 'input' | 'gemm' | 'output', Pipeline>, private readonly planeGemm: PlaneGemm | null) {
     const s = shape;
     const th = Math.ceil(s.outHeight / 2);
     const tw = Math.ceil(s.outWidth / 2);
-    this.tiles = s.batch * th * tw;
+    ({ tiles: this.tiles, tilesPad: this.tilesPad, uplane: this.uplane } = planes(s));
     const bytes = winogradScratchBytes(s);
     this.u = gpu.createBuffer(`${s.label} winograd.U`, bytes.filter);
     this.v = gpu.createBuffer(`${s.label} winograd.V`, bytes.input);
@@ -42,7 +54,7 @@ export class WinogradForward {
     const act = s.activation === 'relu' ? 1 : s.activation === 'relu6' ? 2 : 0;
     this.shapeBuf = gpu.uniform(`${s.label} winograd.shape`, new Uint32Array([
       s.batch, s.height, s.width, s.inChannels, s.outChannels, s.outHeight, s.outWidth, s.padTop,
-      s.padLeft, th, tw, this.tiles, act, 0, 0, 0,
+      s.padLeft, th, tw, this.tiles, act, this.tilesPad, this.uplane, 0,
     ]));
   }
 
@@ -55,7 +67,10 @@ export class WinogradForward {
 
   static async create(gpu: Gpu, shape: WinogradShape): Promise<WinogradForward> {
     const [filter, input, gemm, output] = await Promise.all(['transform_filter', 'transform_input', 'gemm', 'transform_output'].map((entryPoint) => gpu.pipeline(SHADER, { entryPoint })));
-    return new WinogradForward(gpu, shape, { filter, input, gemm, output });
+    // The subgroup GEMM where it runs (lavapipe: workgroup-memory tiles are several times slower)
+    const fast = subgroupsUsable(gpu) && shape.inChannels % 4 === 0 && shape.outChannels % 4 === 0;
+    const planeGemm = fast ? await plainSubgroupGemm(gpu, planes(shape).tiles, shape.outChannels, shape.inChannels, `${shape.label} winograd`) : null;
+    return new WinogradForward(gpu, shape, { filter, input, gemm, output }, planeGemm);
   }
 
   /** y = act(conv(x, w) + bias): four dispatches (the filter transform each time: it is small). */
@@ -65,10 +80,30 @@ export class WinogradForward {
     const ops = [
       gpu.dispatch(`${label} filter`, p.filter, gpu.bindGroup(p.filter, { s: this.shapeBuf, w: b.w, u: this.u }, label), gpu.grid(Math.ceil((s.inChannels * s.outChannels) / WG))),
       gpu.dispatch(`${label} input`, p.input, gpu.bindGroup(p.input, { s: this.shapeBuf, x: b.x, v: this.v }, label), gpu.grid(Math.ceil((this.tiles * s.inChannels) / WG))),
-      gpu.dispatch(`${label} gemm`, p.gemm, gpu.bindGroup(p.gemm, { s: this.shapeBuf, vr: this.v, ur: this.u, m: this.m }, label), [Math.ceil(s.outChannels / BT), Math.ceil(this.tiles / BT), 16]),
+      ...this.gemms(label),
       gpu.dispatch(`${label} output`, p.output, gpu.bindGroup(p.output, { s: this.shapeBuf, mr: this.m, bias: b.bias, y: b.y }, label), gpu.grid(Math.ceil((this.tiles * s.outChannels) / WG))),
     ];
     return { label, encode: (encoder) => { for (const op of ops) op.encode(encoder); } };
+  }
+
+  /** M[p] = V[p] . U[p] for the 16 planes: one dispatch of the shader's GEMM, or 16 of the subgroup GEMM. */
+  private gemms(label: string): GpuOp[] {
+    const { gpu, p, shape: s } = this;
+    const g = this.planeGemm;
+    if (!g) return [gpu.dispatch(`${label} gemm`, p.gemm, gpu.bindGroup(p.gemm, { s: this.shapeBuf, vr: this.v, ur: this.u, m: this.m }, label), [Math.ceil(s.outChannels / BT), Math.ceil(this.tiles / BT), 16])];
+    const ops: GpuOp[] = [];
+    const [vPlane, uPlane, mPlane] = [this.tilesPad * s.inChannels * 4, this.uplane * 4, this.tilesPad * s.outChannels * 4];
+    for (let q = 0; q < 16; q++) {
+      const bg = gpu.bindGroup(g.pipeline, {
+        dims: g.dims,
+        a: { buffer: this.v, offset: q * vPlane, size: this.tiles * s.inChannels * 4 },
+        b: { buffer: this.u, offset: q * uPlane, size: s.inChannels * s.outChannels * 4 },
+        bias: { buffer: this.u, offset: 0, size: 16 },
+        c: { buffer: this.m, offset: q * mPlane, size: this.tiles * s.outChannels * 4 },
+      }, `${label} gemm ${q}`);
+      ops.push(gpu.dispatch(`${label} gemm ${q}`, g.pipeline, bg, g.grid));
+    }
+    return ops;
   }
 
   private destroyed = false;
@@ -76,6 +111,6 @@ export class WinogradForward {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const buf of [this.u, this.v, this.m, this.shapeBuf]) this.gpu.destroyBuffer(buf);
+    for (const buf of [this.u, this.v, this.m, this.shapeBuf, ...(this.planeGemm ? [this.planeGemm.dims] : [])]) this.gpu.destroyBuffer(buf);
   }
 }

@@ -93,6 +93,17 @@ function planGemm(
   };
 }
 
+/**
+ * A plain c[M,N] = a[M,K] . b[K,N] by matmul_subgroup.wgsl (no bias, no split), for other kernels'
+ * GEMMs (Winograd's 16 per convolution): its pipeline, dims uniform and grid. Needs
+ * subgroupsUsable(gpu) and N, K multiples of 4.
+ */
+export async function plainSubgroupGemm(gpu: Gpu, m: number, n: number, k: number, label: string): Promise<{ pipeline: Pipeline; dims: GPUBuffer; grid: [number, number, number] }> {
+  const plan = planGemm(gpu, 'subgroup', m, n, k, { aT: false, bT: false }, 1, label);
+  const pipeline = await gemmPipeline(gpu, plan, null);
+  return { pipeline, dims: gpu.uniform(`${label} gemm dims`, dimsData(plan)), grid: plan.grid };
+}
+
 /** The GEMM's pipeline; `act` matters only with the bias + activation epilogue. */
 function gemmPipeline(gpu: Gpu, p: GemmPlan, epilogue: { act: number } | null): Promise<Pipeline> {
   const roles = { A_T: p.aT ? 1 : 0, B_T: p.bT ? 1 : 0, ACT: epilogue?.act ?? 0, EPILOGUE: epilogue ? 1 : 0 };

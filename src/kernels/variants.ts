@@ -38,11 +38,14 @@ export function convVariant(gpu: Gpu, shapeAllows: boolean, label: string): Kern
 
 /**
  * Whether a convolution's forward pass runs by Winograd F(2x2, 3x3) (conv2d-winograd.ts): only
- * when the 'winograd' family is asked for, for 3x3 stride-1 kernels whose scratch fits.
+ * when the 'winograd' family is asked for, for 3x3 stride-1 kernels with at least 8 input
+ * channels (with fewer the transforms cost more than the multiplies saved) whose scratch fits.
+ * Not in auto: on lavapipe it measured about 2x slower than the direct subgroup kernels (the
+ * transforms' scattered loads); a GPU has yet to be measured (bench/device).
  */
-export function convWinograd(gpu: Gpu, s: { kernelSize: [number, number]; strides?: [number, number] }, scratchFits: boolean): boolean {
+export function convWinograd(gpu: Gpu, s: { kernelSize: [number, number]; strides?: [number, number]; inChannels: number }, scratchFits: boolean): boolean {
   const [sh, sw] = s.strides ?? [1, 1];
-  return gpu.kernelFamily === 'winograd' && s.kernelSize[0] === 3 && s.kernelSize[1] === 3 && sh === 1 && sw === 1 && scratchFits;
+  return gpu.kernelFamily === 'winograd' && s.kernelSize[0] === 3 && s.kernelSize[1] === 3 && sh === 1 && sw === 1 && s.inChannels >= 8 && scratchFits;
 }
 
 /**
