@@ -45,6 +45,7 @@ interface PageStatus {
   pretrain: { key: string; cached: boolean; state: string; history: Record<string, number[]> | null; seconds: number | null; error: string | null } | null;
   pretrainings: number;
   comparison: { state: string; pretrained: number; random: number | null; error: string | null } | null;
+  kernels: Record<string, string>;
 }
 
 /** Weights as the page's hook gives them (plain arrays). */
@@ -372,6 +373,12 @@ describe('the page with a MobileNetV2 base (SwiftShader)', () => {
     const done = await until(page, 'the end of training', (s) => s.state === 'done');
     expectSameRun(done, want, 'MobileNetV2');
     expect(done.confusion!.counts.flat().reduce((a, n) => a + n, 0)).toBe(sample.test);
+    // SwiftShader's subgroups are 4 lanes: every convolution and GEMM runs the tiled (GPU) kernels, and the page says so
+    const kernels = Object.entries(done.kernels);
+    expect(kernels.length).toBeGreaterThan(30); // 35 convolutions and the dense top
+    for (const [layer, choice] of kernels) expect(choice, layer).toMatch(/^(conv2d|dense) tiled$/);
+    expect(await text(page, '#kernels-summary')).toMatch(/^Kernels this adapter ran \(family auto/);
+    expect(await text(page, '#kernels-list')).toMatch(/(^|\n)Conv1\S* +conv2d tiled/); // fused layers are named together (Conv1+bn_Conv1+...)
     expect(errors).toEqual([]);
   });
 });

@@ -674,6 +674,7 @@ async function drive(): Promise<void> {
         r.evaluating = null;
       }
       showConfusion(r.confusion);
+      showKernels();
       if (r.compare && !r.comparison) await compareWithRandomBase(r);
       setState('done');
     } else {
@@ -685,6 +686,14 @@ async function drive(): Promise<void> {
     setState('failed');
   }
   showMemory();
+}
+
+/** Which kernel each layer ran (src/kernels/variants.ts chose them for this adapter and shape). */
+function showKernels(): void {
+  if (!gpu) return;
+  const rows = [...gpu.kernelChoices].map(([layer, choice]) => `${layer.padEnd(24)} ${choice}`);
+  $('kernels-list').textContent = rows.join('\n');
+  $('kernels-summary').textContent = `Kernels this adapter ran (family ${gpu.kernelFamily}: chosen per adapter and shape; the subgroup kernels need subgroups of 8+ lanes)`;
 }
 
 /** What EarlyStopping did: the stop epoch and the epoch whose weights the model now holds (1-based, as Keras prints). */
@@ -1061,6 +1070,8 @@ const api = {
     /** the epoch (0-based) the fine-tuning phase began at; null before it (or without one) */
     fineTuneFrom: run?.trainer.fineTuneFrom ?? null,
     confusion: run?.confusion ?? null,
+    /** the kernel each layer ran, by layer (conv2d tiled / subgroup, dense tiled / subgroup) */
+    kernels: gpu ? Object.fromEntries(gpu.kernelChoices) : {},
     notices: Array.from($('notices').children, (n) => n.textContent ?? ''),
     /** SmallCNN pretrained here: the last run's pretraining (cached: taken from memory), and how many ran in this page */
     pretrain: pretrainReport,
