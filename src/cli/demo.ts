@@ -30,7 +30,7 @@ reference augmentation.
 Without them (offline), it shows transfer learning with a base it pretrains itself:
   1. pretrains SmallCNN (a small VGG-style base with BatchNormalization) on four OTHER shape
      families drawn by the same generator (${PRETRAIN_FAMILIES.join(', ')}; never circles or
-     squares), with Adam, in about two minutes on 2 CPU cores; the base is cached in the
+     squares), with Adam, in about three minutes on 2 CPU cores; the base is cached in the
      weights cache (keyed by the generator's version, the seed and these settings), so later
      runs skip this step;
   2. fine-tunes that base, frozen, with a new top (GlobalAveragePooling2D, Dropout 0.2,
