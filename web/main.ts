@@ -20,7 +20,7 @@ import { Trainer, type EpochRecord, type SecondPhase, type StepRecord } from './
 import { generateSampleSet, PRETRAIN_FAMILIES } from '../src/io/sample-data.ts';
 import { collectLayerWeights } from '../src/io/model-weights.ts';
 import type { LayerWeights } from '../src/io/weights-manifest.ts';
-import { shapePretrainKey } from '../src/graph/shape-pretraining.ts';
+import { SHAPE_PRETRAIN_DEFAULTS, shapePretrainKey } from '../src/graph/shape-pretraining.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => {
   const e = document.getElementById(id);
@@ -719,6 +719,11 @@ function showConfusion(c: ConfusionMatrix): void {
 
 const FAMILIES = PRETRAIN_FAMILIES.join(', ');
 const fix4 = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(4) : '–');
+
+// the form starts at the CLI demo's pretraining (one source: SHAPE_PRETRAIN_DEFAULTS)
+input('pt-images').value = String(SHAPE_PRETRAIN_DEFAULTS.images);
+input('pt-val').value = String(SHAPE_PRETRAIN_DEFAULTS.valImages);
+input('pt-epochs').value = String(SHAPE_PRETRAIN_DEFAULTS.epochs);
 
 /** The pretraining's size from the form (the size and seed are the fine-tuning's). */
 function pretrainSize(): { images: number; valImages: number; epochs: number } {
