@@ -37,6 +37,13 @@ fn flat(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid;
 }
 
+// Block t's image and its top-left output pixel (blocks are numbered image by image, row by row).
+fn block_origin(t: u32) -> vec3u {
+  let tx = t % s.tiles_w;
+  let ty = (t / s.tiles_w) % s.tiles_h;
+  return vec3u(t / (s.tiles_w * s.tiles_h), 2u * ty, 2u * tx);
+}
+
 // One invocation per (ci, co): U = G g Gt.
 @compute @workgroup_size(WG)
 fn transform_filter(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -75,12 +82,10 @@ fn transform_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   let i = flat(wid, nwg, lid);
   if (i >= s.tiles * s.cin) { return; }
   let ci = i % s.cin;
-  let t = i / s.cin;
-  let tx = t % s.tiles_w;
-  let ty = (t / s.tiles_w) % s.tiles_h;
-  let img = t / (s.tiles_w * s.tiles_h);
-  let y0 = i32(2u * ty) - i32(s.pad_top);
-  let x0 = i32(2u * tx) - i32(s.pad_left);
+  let o = block_origin(i / s.cin);
+  let img = o.x;
+  let y0 = i32(o.y) - i32(s.pad_top);
+  let x0 = i32(o.z) - i32(s.pad_left);
   var d: array<f32, 16>;
   for (var r = 0; r < 4; r++) {
     for (var c = 0; c < 4; c++) {
@@ -203,12 +208,10 @@ fn transform_output(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   let o01 = r0[1] - r0[2] - r0[3] + b;
   let o10 = r1[0] + r1[1] + r1[2] + b;
   let o11 = r1[1] - r1[2] - r1[3] + b;
-  let tx = t % s.tiles_w;
-  let ty = (t / s.tiles_w) % s.tiles_h;
-  let img = t / (s.tiles_w * s.tiles_h);
-  let oy = 2u * ty;
-  let ox = 2u * tx;
-  let base = (img * s.out_h + oy) * s.out_w;
+  let o = block_origin(t);
+  let oy = o.y;
+  let ox = o.z;
+  let base = (o.x * s.out_h + oy) * s.out_w;
   y[(base + ox) * s.cout + co] = activate(o00);
   if (ox + 1u < s.out_w) { y[(base + ox + 1u) * s.cout + co] = activate(o01); }
   if (oy + 1u < s.out_h) {

@@ -272,8 +272,7 @@ export class Conv2dKernel {
     splits = Math.min(splits, m);
     const budget = Math.min(max, 256 << 20);
     while (splits > 1 && splits * kTotal * shape.outChannels * 4 > budget) splits--;
-    const [oh, ow] = [convAxis(shape.height, kh, strides[0], shape.padding).out, convAxis(shape.width, kw, strides[1], shape.padding).out];
-    const fits = WinogradForward.fits(gpu, { ...shape, outHeight: oh, outWidth: ow, padTop: 0, padLeft: 0 });
+    const fits = WinogradForward.fits(gpu, { ...shape, outHeight: outH, outWidth: outW, padTop: 0, padLeft: 0 });
     const applies = kh === 3 && kw === 3 && strides[0] === 1 && strides[1] === 1;
     if (tuning.winograd && !(applies && fits)) fail(`tuning.winograd needs a 3x3 stride-1 kernel whose Winograd scratch fits this adapter's ${fmtBytes(gpu.limits.maxStorageBufferBindingSize)} binding limit`);
     const winograd = tuning.winograd ?? convWinograd(gpu, shape, fits);
