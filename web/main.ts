@@ -920,6 +920,8 @@ async function startTraining(): Promise<void> {
   const flows = await makeFlows(data, settings, (line) => log(`${line}\n`));
   buildingModel = true;
   let built: Built;
+  // the kernel list shows this run's layers, not those of earlier runs on the same device
+  gpu?.kernelChoices.clear();
   try {
     built = await buildModel(settings, pretrained?.weights ?? w, { stepsPerEpoch: flows.train.length });
   } finally {
