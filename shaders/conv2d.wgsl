@@ -229,3 +229,117 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
   }
 }
+
+// ---- 'large': the same implicit GEMM in 64x64 tiles for GPUs. A workgroup of 128 invocations
+// (the most compatibility mode guarantees) computes 64 pixels x 64 channels, each invocation 4
+// pixels x 8 channels as two vec4 (pixels ty + 16i, channels 4tx + 32j): 12 workgroup-memory
+// reads per 32 FMAs, against 8 per 16 in main. Needs VEC4 (Cin % 4 == 0 and Cout % 4 == 0).
+const LM: u32 = 64u;
+const LN: u32 = 64u;
+const LK: u32 = 16u;
+var<workgroup> Al: array<f32, 1024>;  // [kk][mm], LK x LM
+var<workgroup> Bl: array<vec4f, 256>; // [kk][nn / 4], LK x LN
+
+@compute @workgroup_size(128)
+fn large(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+         @builtin(local_invocation_index) lid: u32) {
+  let g = wid.y * nwg.x + wid.x;
+  let m0 = (g / shape.colGroups) * LM;
+  let n0 = (g % shape.colGroups) * LN;
+  let tx = lid % 8u;
+  let ty = lid / 8u;
+  let kTotal = shape.kh * shape.kw * shape.cin;
+  let hw = shape.outH * shape.outW;
+
+  // Staging of A: invocation lid loads pixels mm = lid / 4 + 32r (r < 2), channels
+  // kk = 4 * (lid % 4) .. + 3, as in main's vec4 path.
+  var pix: array<vec3i, 2>;
+  var pixOk: array<bool, 2>;
+  for (var r = 0u; r < 2u; r++) {
+    let m = m0 + lid / 4u + 32u * r;
+    pixOk[r] = m < shape.m;
+    let mc = min(m, shape.m - 1u);
+    pix[r] = vec3i(i32(mc / hw), i32((mc % hw) / shape.outW), i32(mc % shape.outW));
+    if (!ROTATED) { pix[r] *= vec3i(1, i32(STRIDE_H), i32(STRIDE_W)); }
+  }
+
+  var acc: array<vec4f, 8>; // [2i + j]
+  for (var k0 = 0u; k0 < kTotal; k0 += LK) {
+    let kk = 4u * (lid % 4u);
+    let k = k0 + kk;
+    let tap = k / shape.cin;
+    let ci = k % shape.cin;
+    let d = vec2i(i32(tap / shape.kw) - i32(shape.padTop), i32(tap % shape.kw) - i32(shape.padLeft));
+    for (var r = 0u; r < 2u; r++) {
+      let mm = lid / 4u + 32u * r;
+      let q = pix[r].yz + d;
+      var v = vec4f(0.0);
+      if (k < kTotal && pixOk[r] && q.x >= 0 && q.x < i32(shape.inH) && q.y >= 0 && q.y < i32(shape.inW)) {
+        v = loadX4((u32((pix[r].x * i32(shape.inH) + q.x) * i32(shape.inW) + q.y) * shape.cin + ci) / 4u);
+      }
+      Al[kk * LM + mm] = v.x;
+      Al[(kk + 1u) * LM + mm] = v.y;
+      Al[(kk + 2u) * LM + mm] = v.z;
+      Al[(kk + 3u) * LM + mm] = v.w;
+    }
+    for (var r = 0u; r < 2u; r++) {
+      let e = lid + 128u * r;
+      if (ROTATED) {
+        // 64 output channels x 4 vec4 along k (contiguous in the rotated layout)
+        let nb = e % 64u;
+        let kb = 4u * (e / 64u);
+        let kr = k0 + kb;
+        var v = vec4f(0.0);
+        if (kr < kTotal && n0 + nb < shape.cout) {
+          let tr = rotatedTap(kr / shape.cin);
+          v = w4[((tr * shape.cout + n0 + nb) * shape.cin + kr % shape.cin) / 4u];
+        }
+        let q = nb / 4u;
+        let c = nb % 4u;
+        Bl[kb * 16u + q][c] = v.x;
+        Bl[(kb + 1u) * 16u + q][c] = v.y;
+        Bl[(kb + 2u) * 16u + q][c] = v.z;
+        Bl[(kb + 3u) * 16u + q][c] = v.w;
+      } else {
+        // 16 rows x 16 vec4 of output channels
+        let kb = e / 16u;
+        let nb = 4u * (e % 16u);
+        var v = vec4f(0.0);
+        if (k0 + kb < kTotal && n0 + nb < shape.cout) {
+          v = w4[((k0 + kb) * shape.cout + n0 + nb) / 4u];
+        }
+        Bl[kb * 16u + nb / 4u] = v;
+      }
+    }
+    workgroupBarrier();
+    let kEnd = min(LK, kTotal - k0);
+    for (var kk2 = 0u; kk2 < kEnd; kk2++) {
+      let b0 = Bl[kk2 * 16u + tx];
+      let b1 = Bl[kk2 * 16u + tx + 8u];
+      for (var i = 0u; i < 4u; i++) {
+        let a = vec4f(Al[kk2 * LM + ty + 16u * i]);
+        acc[2u * i] = fma(a, b0, acc[2u * i]);
+        acc[2u * i + 1u] = fma(a, b1, acc[2u * i + 1u]);
+      }
+    }
+    workgroupBarrier();
+  }
+
+  for (var j = 0u; j < 2u; j++) {
+    let n = n0 + 4u * tx + 32u * j;
+    if (n >= shape.cout) { continue; }
+    let bn = vec4f(bias[n], bias[n + 1u], bias[n + 2u], bias[n + 3u]);
+    for (var i = 0u; i < 4u; i++) {
+      let m = m0 + ty + 16u * i;
+      if (m < shape.m) {
+        var v = acc[2u * i + j] + bn;
+        if (shape.act == 1u) { v = max(v, vec4f(0.0)); } else if (shape.act == 2u) { v = clamp(v, vec4f(0.0), vec4f(6.0)); }
+        let o = outPixel(m) * shape.cout + n;
+        y[o] = v.x;
+        y[o + 1u] = v.y;
+        y[o + 2u] = v.z;
+        y[o + 3u] = v.w;
+      }
+    }
+  }
+}

@@ -26,12 +26,16 @@ function name(s: Case): string {
 
 /**
  * The variants the adapter can run for this shape: the tiled kernels always, subgroup ones when
- * possible (Cout % 4 == 0; the backward passes fall back to tiled kernels unless Cin % 4 == 0).
+ * possible (Cout % 4 == 0; the backward passes fall back to tiled kernels unless Cin % 4 == 0),
+ * the large tiles where Cin and Cout are multiples of 4.
  */
 function variants(gpu: Gpu, s: Case): Conv2dTuning['variant'][] {
   const aligned = s.outChannels % 4 === 0;
   const info = (gpu.device as GPUDevice & { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo;
-  return aligned && gpu.features.has('subgroups') && (info?.subgroupMinSize ?? 0) >= 8 ? ['tiled', 'subgroup'] : ['tiled'];
+  const out: Conv2dTuning['variant'][] = ['tiled'];
+  if (aligned && gpu.features.has('subgroups') && (info?.subgroupMinSize ?? 0) >= 8) out.push('subgroup');
+  if (aligned && s.inChannels % 4 === 0) out.push('large');
+  return out;
 }
 
 async function runForward(gpu: Gpu, s: Case, tuning: Partial<Conv2dTuning>, seed: number, xScale = 1) {

@@ -60,6 +60,13 @@ describe('kernel families', () => {
     expect(kernelLines(tiled)).toEqual(expect.arrayContaining(['Kernels (family tiled, forced):', `  ${'c1'.padEnd(24)} conv2d tiled`, `  ${'d1'.padEnd(24)} dense tiled`]));
     await Conv2dKernel.create(subgroup, { ...conv(8), label: 'c2', inChannels: 6 });
     expect(subgroup.kernelChoices.get('c2')).toBe('conv2d subgroup (backward tiled)'); // backward needs Cin % 4 == 0 too
+    // large tiles where both channel counts are multiples of 4, else tiled
+    const large = await acquireGpu({ kernels: 'large' });
+    expect((await Conv2dKernel.create(large, { ...conv(8), label: 'c3' })).tuning.variant).toBe('large');
+    expect(large.kernelChoices.get('c3')).toBe('conv2d large (filter gradient tiled)');
+    expect((await Conv2dKernel.create(large, { ...conv(8), inChannels: 6 })).tuning.variant).toBe('tiled');
+    expect((await DenseKernel.create(large, dense)).describe()).toMatch(/^forward tiled/);
+    await expect(Conv2dKernel.create(large, { ...conv(8), inChannels: 6, label: 'c4' }, { variant: 'large' })).rejects.toThrow(/c4: .*large-tile kernels need inChannels and outChannels divisible by 4/);
   });
 
   it('a forced subgroup family on a device without subgroups is refused, saying what to do', async () => {
@@ -105,7 +112,7 @@ async function train(gpu: Gpu): Promise<{ losses: number[]; weights: Float32Arra
 }
 
 describe('a whole model on every family and on a minimal device', () => {
-  it('trains to the same losses and weights with tiled, subgroup, auto and winograd kernels, with default limits and in compatibility mode', async () => {
+  it('trains to the same losses and weights with tiled, subgroup, auto, winograd and large kernels, with default limits and in compatibility mode', async () => {
     original ??= await getGpu();
     const runs = {
       tiled: await train(await acquireGpu({ kernels: 'tiled' })),
@@ -113,6 +120,8 @@ describe('a whole model on every family and on a minimal device', () => {
       auto: await train(await acquireGpu({ kernels: 'auto' })),
       // c2 (3x3 stride 1) forward by Winograd F(2x2, 3x3); c1 (stride 2) stays direct
       winograd: await train(await acquireGpu({ kernels: 'winograd' })),
+      // c2 (8 -> 12 channels) in 64x64 tiles; c1 (3 input channels) tiled
+      large: await train(await acquireGpu({ kernels: 'large' })),
       // WebGPU's default limits (256 invocations per workgroup, 16 KiB workgroup storage, 128 MiB bindings)
       minimal: await train(await acquireGpu({ limits: 'default' })),
       // compatibility mode's defaults: 128 invocations per workgroup, 8 storage buffers per stage

@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   for (const k of ['maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupStorageSize', 'maxStorageBufferBindingSize', 'maxBufferSize', 'maxStorageBuffersPerShaderStage']) console.log(`  ${k.padEnd(36)} ${l[k]}`);
   console.log(`features: ${[...gpu.features].sort().join(', ')}`);
   console.log(`subgroups: min ${info?.subgroupMinSize ?? '?'}, max ${info?.subgroupMaxSize ?? '?'}; subgroup kernels ${subgroupsUsable(gpu) ? 'usable' : 'not usable'}`);
-  console.log(`kernels (${gpu.kernelFamily}): convolutions ${convVariant(gpu, true, 'conv2d')}, dense GEMMs ${gemmVariant(gpu, true, 'dense')}`);
+  console.log(`kernels (${gpu.kernelFamily}): convolutions ${convVariant(gpu, { subgroup: true, vec4: true }, 'conv2d')}, dense GEMMs ${gemmVariant(gpu, true, 'dense')}`);
   console.log(`timing: ${timestamps ? 'GPU timestamps' : 'wall clock'}`);
   process.exit(0);
 }

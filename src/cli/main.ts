@@ -63,10 +63,10 @@ backend on the same adapter:
 /** What the kernel family setting means on this adapter (src/kernels/variants.ts decides per shape). */
 function kernelsLine(gpu: Gpu): string {
   const sub = subgroupsUsable(gpu);
-  const conv = convVariant(gpu, true, 'conv2d');
+  const conv = convVariant(gpu, { subgroup: true, vec4: true }, 'conv2d');
   const gemm = gemmVariant(gpu, true, 'dense');
-  const forced = gpu.kernelFamily === 'auto' ? 'auto (chosen per adapter and shape; WEBGPU_FINETUNE_KERNELS=tiled|subgroup|winograd forces one)' : `${gpu.kernelFamily} (forced by WEBGPU_FINETUNE_KERNELS)`;
-  const wino = gpu.kernelFamily === 'winograd' ? ' (3x3 stride-1 forward passes by Winograd F(2x2,3x3))' : '';
+  const forced = gpu.kernelFamily === 'auto' ? 'auto (chosen per adapter and shape; WEBGPU_FINETUNE_KERNELS=tiled|subgroup|winograd|large forces one)' : `${gpu.kernelFamily} (forced by WEBGPU_FINETUNE_KERNELS)`;
+  const wino = gpu.kernelFamily === 'winograd' ? ' (3x3 stride-1 forward passes by Winograd F(2x2,3x3))' : conv === 'large' ? ' (64x64 tiles where channels are multiples of 4)' : '';
   return `${forced}: convolutions ${conv}${wino}, dense GEMMs ${gemm}${conv === 'subgroup' || gemm === 'subgroup' ? ' where channels are multiples of 4, tiled elsewhere' : ''}; subgroup kernels ${sub ? 'usable' : 'not usable here (no subgroups of at least 8 lanes)'}`;
 }
 

@@ -15,10 +15,11 @@ export interface AdapterDescription {
  * Which kernel family runs where several could: 'auto' lets the adapter and each shape decide
  * (src/kernels/variants.ts); 'tiled' (workgroup-memory tiles, what GPUs run) and 'subgroup'
  * (subgroup broadcasts, what CPU adapters run fastest) force one wherever the shape allows it;
- * 'winograd' runs 3x3 stride-1 convolutions' forward pass by Winograd F(2x2, 3x3), the rest as auto.
+ * 'winograd' runs 3x3 stride-1 convolutions' forward pass by Winograd F(2x2, 3x3), the rest as auto;
+ * 'large' runs convolutions in 64x64 register-blocked tiles (a GPU path) and dense layers tiled.
  * For tests and for users: WEBGPU_FINETUNE_KERNELS in Node, acquireGpu({ kernels }) anywhere.
  */
-export const KERNEL_FAMILIES = ['auto', 'tiled', 'subgroup', 'winograd'] as const;
+export const KERNEL_FAMILIES = ['auto', 'tiled', 'subgroup', 'winograd', 'large'] as const;
 export type KernelFamily = (typeof KERNEL_FAMILIES)[number];
 
 /** A compute pipeline together with the bindings its WGSL declares. */

@@ -1,5 +1,5 @@
 import { fmtBytes, type Gpu, type GpuOp, type Pipeline } from '../gpu/index.ts';
-import { convVariant, convWinograd, SUBGROUP_LANES, subgroupsUsable } from './variants.ts';
+import { convVariant, convWinograd, largeTilesFit, SUBGROUP_LANES, subgroupsUsable, type ConvVariant } from './variants.ts';
 import { WinogradForward } from './conv2d-winograd.ts';
 
 /** A 2-D convolution layer's shape: NHWC activations, HWIO (Keras) weights. */
@@ -35,9 +35,11 @@ export interface Conv2dTuning {
    * 'subgroup': kernels that share loaded values across a SIMD-8 subgroup (fast on lavapipe;
    * need the 'subgroups' feature, subgroups of at least 8 and Cout divisible by 4; the backward
    * passes also Cin divisible by 4, else they use the tiled kernels).
-   * 'tiled': workgroup-memory tiles, any adapter and any channel count.
+   * 'tiled': 32x32 workgroup-memory tiles, any adapter and any channel count.
+   * 'large': 64x64 tiles, 4x8 outputs per invocation, for the forward and input-gradient GEMMs
+   * (Cin and Cout divisible by 4; 128 invocations per workgroup); the filter gradient tiled.
    */
-  variant: 'subgroup' | 'tiled';
+  variant: ConvVariant;
   /** Subgroup forward / input-gradient tile: 8 * pixelGroups output pixels (1..6) x 32 channels. */
   pixelGroups: number;
   /** Filter gradient: how many parts the sum over output pixels is split into (split-K). */
@@ -84,7 +86,8 @@ function axisPhases(size: number, k: number, stride: number, pad: number): { r: 
 }
 
 const SG = SUBGROUP_LANES; // lanes of the subgroup kernels (their workgroup size)
-const TILE = 32; // rows / columns of every GEMM tile
+const TILE = 32; // rows / columns of the tiled GEMMs' tiles
+const LARGE_TILE = 64; // rows / columns of the large GEMMs' tiles (conv2d.wgsl's large())
 
 /**
  * Conv2d forward (y = act(conv(x, w) + b), bias and ReLU / ReLU6 fused), input gradient and
@@ -111,8 +114,8 @@ export class Conv2dKernel {
   private zeros?: GPUBuffer;
   private dbScratch?: GPUBuffer;
   private partials?: { weights: GPUBuffer; bias: GPUBuffer };
-  /** Which passes run the subgroup kernels (the others the tiled ones). */
-  private readonly sub: { forward: boolean; backward: boolean };
+  /** The kernel each pass runs. */
+  private readonly sub: PassKinds;
 
   private constructor(
     private readonly gpu: Gpu,
@@ -126,7 +129,7 @@ export class Conv2dKernel {
     const s = shape;
     this.label = s.label ?? 'conv2d';
     this.tuning = tuning;
-    this.sub = subgroupPasses(tuning, s);
+    this.sub = passKinds(tuning, s);
     const [kh, kw] = s.kernelSize;
     const [sh, sw] = s.strides ?? [1, 1];
     this.strides = [sh, sw];
@@ -170,19 +173,22 @@ export class Conv2dKernel {
     const strides: Record<string, number> = sh > 1 || sw > 1 ? { STRIDE_H: sh, STRIDE_W: sw } : {};
     const cinVec4 = shape.inChannels % 4 === 0;
     const vec4 = cinVec4 && shape.outChannels % 4 === 0;
-    const sub = subgroupPasses(t, shape);
+    const sub = passKinds(t, shape);
     // The ReLU backward mask: applied on load by the portable kernels, by a pass of its own
     // before the subgroup ones (see conv2d_grad_input.wgsl).
-    const gemm = (rotated: boolean, subgroup: boolean) => subgroup
+    const gemm = (rotated: boolean, kind: ConvVariant) => kind === 'subgroup'
       ? gpu.pipeline('conv2d_sg', { entryPoint: 'main', constants: { PI: t.pixelGroups, ROTATED: rotated ? 1 : 0, CIN_VEC4: rotated || cinVec4 ? 1 : 0, ...strides } })
-      : gpu.pipeline('conv2d', { entryPoint: 'main', constants: { VEC4: vec4 ? 1 : 0, ROTATED: rotated ? 1 : 0, MASK_IN: rotated && masked ? 1 : 0, ...(rotated ? relu6 : {}), ...strides } });
+      : gpu.pipeline('conv2d', {
+        entryPoint: kind === 'large' ? 'large' : 'main',
+        constants: { ...(kind === 'large' ? {} : { VEC4: vec4 ? 1 : 0 }), ROTATED: rotated ? 1 : 0, MASK_IN: rotated && masked ? 1 : 0, ...(rotated ? relu6 : {}), ...strides },
+      });
     const [forward, backwardInput, reluMask, filter, reduce] = await Promise.all([
       gemm(false, sub.forward),
       gemm(true, sub.backward),
-      masked && sub.backward
+      masked && sub.filter === 'subgroup'
         ? gpu.pipeline('conv2d_grad_input', { entryPoint: 'relu_mask', constants: shape.activation === 'relu6' ? { RELU6: 1 } : {} })
         : undefined,
-      sub.backward ? gpu.pipeline('conv2d_grad_filter_sg', { entryPoint: 'main', constants: strides })
+      sub.filter === 'subgroup' ? gpu.pipeline('conv2d_grad_filter_sg', { entryPoint: 'main', constants: strides })
         : gpu.pipeline('conv2d_grad_filter', {
           entryPoint: 'main',
           constants: { RELU: masked ? 1 : 0, ...(shape.activation === 'relu6' ? { RELU6: 1 } : {}), ...strides },
@@ -198,10 +204,7 @@ export class Conv2dKernel {
         outHeight: rows.out, outWidth: cols.out, padTop: rows.padBefore, padLeft: cols.padBefore, activation: shape.activation, label: shape.label ?? 'conv2d',
       });
     }
-    const direct = (s: boolean) => (s ? 'subgroup' : 'tiled');
-    gpu.kernelChoices.set(shape.label ?? 'conv2d', t.winograd
-      ? `conv2d winograd F(2x2,3x3) forward, ${direct(sub.backward)} backward`
-      : `conv2d ${direct(sub.forward)}${sub.backward === sub.forward ? '' : ` (backward ${direct(sub.backward)})`}`);
+    gpu.kernelChoices.set(shape.label ?? 'conv2d', describeChoice(t, sub));
     return new Conv2dKernel(gpu, shape, t, { forward, backwardInput, reluMask, filter, reduce, winograd });
   }
 
@@ -247,12 +250,16 @@ export class Conv2dKernel {
     }
 
     const shapeAllows = shape.outChannels % 4 === 0;
+    const vec4 = shapeAllows && shape.inChannels % 4 === 0;
     let variant = tuning.variant;
     if (variant === 'subgroup' && !(shapeAllows && subgroupsUsable(gpu))) {
       fail(`the subgroup kernels need the 'subgroups' feature with subgroups of at least ${SG} and outChannels divisible by 4`);
     }
+    if (variant === 'large' && !(vec4 && largeTilesFit(gpu))) {
+      fail(`the large-tile kernels need inChannels and outChannels divisible by 4 and 128 invocations per workgroup (this adapter allows ${gpu.limits.maxComputeInvocationsPerWorkgroup})`);
+    }
     // the adapter, the shape and any forced family decide (variants.ts)
-    variant ??= convVariant(gpu, shapeAllows, shape.label ?? 'conv2d');
+    variant ??= convVariant(gpu, { subgroup: shapeAllows, vec4 }, shape.label ?? 'conv2d');
     if (gpu.limits.maxComputeInvocationsPerWorkgroup < 64 && variant === 'tiled') {
       fail(`the tiled kernels need 64 invocations per workgroup; this adapter allows ${gpu.limits.maxComputeInvocationsPerWorkgroup}`);
     }
@@ -325,7 +332,7 @@ export class Conv2dKernel {
     const g = this.fwd;
     const splits = this.tuning.splits;
     const kTotal = g.kh * g.kw * g.cin;
-    const sub = this.sub.backward;
+    const sub = this.sub.filter === 'subgroup';
     const colGroups = sub ? Math.ceil(g.cout / 4 / SG) : Math.ceil(g.cout / TILE);
     const kTiles = sub ? g.kh * g.kw * Math.ceil(g.cin / 4 / SG) : Math.ceil(kTotal / TILE);
     // Each split sums a whole number of steps (16 pixels in the tiled kernel, 4 in the other).
@@ -376,10 +383,12 @@ export class Conv2dKernel {
 
   // ---------------------------------------------------------------- internals
 
-  private gemm(pass: string, sub: boolean, p: Pipeline, g: Geometry, x: GPUBuffer, mask: GPUBuffer, w: GPUBuffer, bias: GPUBuffer, y: GPUBuffer, act: Conv2dActivation = 'linear'): GpuOp {
+  private gemm(pass: string, kind: ConvVariant, p: Pipeline, g: Geometry, x: GPUBuffer, mask: GPUBuffer, w: GPUBuffer, bias: GPUBuffer, y: GPUBuffer, act: Conv2dActivation = 'linear'): GpuOp {
     const gpu = this.gpu;
-    const rows = sub ? SG * this.tuning.pixelGroups : TILE;
-    const colGroups = sub ? Math.ceil(g.cout / 4 / SG) : Math.ceil(g.cout / TILE);
+    const sub = kind === 'subgroup';
+    const tile = kind === 'large' ? LARGE_TILE : TILE;
+    const rows = sub ? SG * this.tuning.pixelGroups : tile;
+    const colGroups = sub ? Math.ceil(g.cout / 4 / SG) : Math.ceil(g.cout / tile);
     const ph = g.phase;
     // Signed paddings wrap to their two's complement; the shaders read them back with i32().
     const shape = this.uniform(pass, new Uint32Array([
@@ -389,7 +398,7 @@ export class Conv2dKernel {
     ]));
     const res: Record<string, GPUBuffer> = sub
       ? { shape, x4: x, x, w4: w, bias4: bias, y4: y }
-      : { shape, x, mask, w, bias, y, x4: x, w4: w };
+      : kind === 'large' ? { shape, x4: x, mask, w4: w, bias, y } : { shape, x, mask, w, bias, y, x4: x, w4: w };
     const label = `${this.label} conv2d.${pass} ${this.dims()}${ph ? ` phase=${ph.y},${ph.x}` : ''}`;
     return gpu.dispatch(label, p, gpu.bindGroup(p, res, label), gpu.grid(colGroups * Math.ceil(g.m / rows)));
   }
@@ -470,10 +479,25 @@ function describe(s: Conv2dShape): string {
   return `[N=${s.batch}, H=${s.height}, W=${s.width}, Cin=${s.inChannels}] -> Cout=${s.outChannels}, kernel ${k}${st}, padding ${s.padding}`;
 }
 
-/** The forward subgroup kernel needs Cout % 4 == 0, the backward ones Cin % 4 == 0 as well. */
-function subgroupPasses(t: Conv2dTuning, s: Conv2dShape): { forward: boolean; backward: boolean } {
-  const sub = t.variant === 'subgroup';
-  return { forward: sub, backward: sub && s.inChannels % 4 === 0 && s.outChannels % 4 === 0 };
+/** The direct kernels of each pass: forward GEMM, input-gradient GEMM, filter gradient. */
+interface PassKinds { forward: ConvVariant; backward: ConvVariant; filter: 'subgroup' | 'tiled' }
+
+/**
+ * The forward subgroup kernel needs Cout % 4 == 0, the backward ones Cin % 4 == 0 as well (else
+ * tiled); the large tiles cover the two GEMMs and leave the filter gradient to the tiled kernel.
+ */
+function passKinds(t: Conv2dTuning, s: Conv2dShape): PassKinds {
+  if (t.variant === 'large') return { forward: 'large', backward: 'large', filter: 'tiled' };
+  const sub = t.variant === 'subgroup' && s.inChannels % 4 === 0 && s.outChannels % 4 === 0 ? 'subgroup' : 'tiled';
+  return { forward: t.variant, backward: sub, filter: sub };
+}
+
+/** What train --verbose and the page print for a layer. */
+function describeChoice(t: Conv2dTuning, k: PassKinds): string {
+  const backward = k.backward === k.filter ? k.backward : `${k.backward}, filter gradient ${k.filter}`;
+  if (t.winograd) return `conv2d winograd F(2x2,3x3) forward, ${backward} backward`;
+  if (k.forward === 'large') return 'conv2d large (filter gradient tiled)';
+  return `conv2d ${k.forward}${backward === k.forward ? '' : ` (backward ${backward})`}`;
 }
 
 function sequence(label: string, ops: GpuOp[]): GpuOp {

@@ -1,12 +1,16 @@
 // The one place that decides which kernel family runs a convolution or a GEMM. The families
 // compute the same thing: 'subgroup' kernels share loaded values through subgroup operations in
 // workgroups of 8 (fastest on CPU adapters such as lavapipe, where a workgroup is one SIMD loop;
-// too few invocations for a real GPU); 'tiled' kernels stage tiles in workgroup memory (what a
-// GPU wants, and they run on any adapter and any shape). gpu.kernelFamily (acquireGpu's
-// `kernels`, or $WEBGPU_FINETUNE_KERNELS) forces one family wherever the shape allows it.
+// too few invocations for a real GPU); 'tiled' kernels stage 32x32 tiles in workgroup memory
+// (they run on any adapter and any shape); 'large' convolutions stage 64x64 tiles with 4x8
+// outputs per invocation and vec4 loads (fewer workgroup-memory reads per multiply, for GPUs;
+// channels divisible by 4). gpu.kernelFamily (acquireGpu's `kernels`, or
+// $WEBGPU_FINETUNE_KERNELS) forces one family wherever the shape allows it; under 'auto' the
+// autotuner (autotune.ts), where the device has one, measures the candidates instead.
 import type { Gpu } from '../gpu/index.ts';
 
 export type KernelVariant = 'tiled' | 'subgroup';
+export type ConvVariant = KernelVariant | 'large';
 
 /** Lanes the subgroup kernels are written for: they need subgroups at least this wide. */
 export const SUBGROUP_LANES = 8;
@@ -24,14 +28,22 @@ function checkForcedSubgroup(gpu: Gpu, what: string): void {
   }
 }
 
+/** Whether the 'large' conv kernels fit this device: 128 invocations and 8 KiB of workgroup memory. */
+export function largeTilesFit(gpu: Gpu): boolean {
+  return gpu.limits.maxComputeInvocationsPerWorkgroup >= 128 && gpu.limits.maxComputeWorkgroupStorageSize >= 8192;
+}
+
 /**
- * A convolution's family. `shapeAllows`: the subgroup kernels' shape rule holds (output channels
- * divisible by 4). auto: subgroup on CPU (fallback) adapters, tiled on GPUs.
+ * A convolution's direct-kernel family, by rule (the autotuner measures instead where it runs).
+ * `shape.subgroup`: the subgroup kernels' shape rule holds (output channels divisible by 4);
+ * `shape.vec4`: input and output channels divisible by 4 (the large tiles' rule). auto:
+ * subgroup on CPU (fallback) adapters, tiled on GPUs.
  */
-export function convVariant(gpu: Gpu, shapeAllows: boolean, label: string): KernelVariant {
+export function convVariant(gpu: Gpu, shape: { subgroup: boolean; vec4: boolean }, label: string): ConvVariant {
   checkForcedSubgroup(gpu, label);
-  const can = shapeAllows && subgroupsUsable(gpu);
+  const can = shape.subgroup && subgroupsUsable(gpu);
   if (gpu.kernelFamily === 'tiled') return 'tiled';
+  if (gpu.kernelFamily === 'large') return shape.vec4 && largeTilesFit(gpu) ? 'large' : 'tiled';
   if (gpu.kernelFamily === 'subgroup') return can ? 'subgroup' : 'tiled';
   return can && gpu.adapter.isFallbackAdapter ? 'subgroup' : 'tiled';
 }
@@ -55,6 +67,7 @@ export function convWinograd(gpu: Gpu, s: { kernelSize: [number, number]; stride
  */
 export function gemmVariant(gpu: Gpu, aligned: boolean, label: string): KernelVariant {
   checkForcedSubgroup(gpu, label);
-  if (gpu.kernelFamily === 'tiled') return 'tiled';
+  // 'large' is a convolution family; dense layers then take the GPU path, tiled
+  if (gpu.kernelFamily === 'tiled' || gpu.kernelFamily === 'large') return 'tiled';
   return aligned && subgroupsUsable(gpu) ? 'subgroup' : 'tiled';
 }
