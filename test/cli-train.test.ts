@@ -206,6 +206,29 @@ describe('train --verbose', () => {
   }, 120_000);
 });
 
+describe('kernel tuning in a run', () => {
+  it('measures each convolution shape once (default budget), says so with --verbose, and the next run reads kernel-tuning.json', async () => {
+    const cache = join(tmp, 'tuning-cache');
+    const { WEBGPU_FINETUNE_TUNE_BUDGET: _, ...rest } = env; // the default budget, as users get it
+    const tuned = cliRunner({ ...rest, WEBGPU_FINETUNE_CACHE: cache });
+    const args = (out: string) => [...trainArgs(out).map((a) => (a === '2' ? '1' : a)), '--verbose'];
+    const r = await tuned(args(join(tmp, 'tuned-1')));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Kernels (family auto: chosen per adapter and shape):');
+    expect(r.stdout).toMatch(/\n {2}\S+ +conv2d .*\[tuned: measured fastest of \d\]\n/);
+    expect(r.stdout).toMatch(new RegExp(`\\n {2}kernel tuning: 0 shape\\(s\\) from ${join(cache, 'kernel-tuning.json').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}, \\d+ measured in [\\d.]+ s`));
+    const file = json(join(cache, 'kernel-tuning.json'));
+    expect(file.format).toBe('webgpu-finetune-kernel-tuning');
+    const again = await tuned(args(join(tmp, 'tuned-2')));
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/\n {2}\S+ +conv2d .*\[tuned: stored fastest of \d\]\n/);
+    expect(again.stdout).toMatch(/\n {2}kernel tuning: [1-9]\d* shape\(s\) from /);
+    const bad = await cliRunner({ ...rest, WEBGPU_FINETUNE_CACHE: cache, WEBGPU_FINETUNE_TUNE_BUDGET: 'lots' })(trainArgs(join(tmp, 'tuned-bad')));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/WEBGPU_FINETUNE_TUNE_BUDGET is 'lots'; it must be a number of seconds, 0 or more/);
+  }, 240_000);
+});
+
 describe('webgpu-finetune usage errors and missing folders', () => {
   const usage = async (args: string[], pattern: RegExp) => {
     const r = await cli(args);

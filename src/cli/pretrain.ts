@@ -11,6 +11,8 @@ import { pretrainShapes, shapePretrainKey, type ShapePretrainSettings } from '..
 import { emptyHistory, type RunHistory } from './checkpoint.ts';
 import { historySvg } from './plot.ts';
 import { countBar } from './progress.ts';
+import { useKernelTuning } from './kernel-tuning.ts';
+import { getGpu } from '../graph/backend.ts';
 
 export const PRETRAINED_WEIGHTS = 'model.h5';
 const INFO = 'pretrain.json';
@@ -78,6 +80,7 @@ export async function pretrainedBase(s: ShapePretrainSettings, o: { runDir: stri
     return { dir, weights: join(o.runDir, PRETRAINED_WEIGHTS), cached: true, info: found };
   }
 
+  useKernelTuning(await getGpu());
   const bar = countBar('Drawing the pretraining images');
   const run = await pretrainShapes(s, { verbose: 1, signal: o.signal, onImages: bar });
   const history = emptyHistory();

@@ -25,6 +25,7 @@ import { CHECKPOINT_FILE, emptyHistory, readCheckpoint, restoreCheckpoint, saveC
 import { historySvg } from './plot.ts';
 import { fmtDuration, withTicker } from './progress.ts';
 import { ARCHITECTURE, BASE_NAMES, baseOf, BASES, freezeUntilIndex, OPTIMIZER_NAMES, optimizerFor, referenceModel as buildReference, TOP, topFor, type BaseName, type OptimizerName } from './reference-model.ts';
+import { useKernelTuning } from './kernel-tuning.ts';
 
 export const TRAIN_HELP = `webgpu-finetune train --train DIR --val DIR [options]
 webgpu-finetune train --resume RUN_DIR [--epochs N]
@@ -97,8 +98,8 @@ inference mode), GlobalAveragePooling2D, Dropout 0.2, Dense 1 sigmoid (Dense K s
                          images with more pixels are skipped with a warning (decompression
                          bombs; Pillow's MAX_IMAGE_PIXELS); none: no limit      [178956970]
   --out DIR              the run folder (not inside --train or --val)       [runs/<time>]
-  --verbose              at the end, the kernel each layer ran (tiled or subgroup; the
-                         WEBGPU_FINETUNE_KERNELS environment variable forces a family)
+  --verbose              at the end, the kernel each layer ran and what the kernel tuner
+                         measured (see Kernels below)
   --overwrite            start a new run in an --out that already holds one (its checkpoint,
                          weights and history are deleted)
   --resume DIR           continue a stopped run from its last checkpoint (its settings are
@@ -109,6 +110,14 @@ The run folder gets: settings.json (settings, classes, adapter), history.json an
 (loss, accuracy and the other metrics per epoch), best/ (with --save-best or --early-stopping), weights/ (manifest.json + weights.bin), model.h5 (Keras HDF5) and
 checkpoint.ckpt (after every epoch, and on Ctrl-C). Ctrl-C stops after the step in progress and
 saves a checkpoint; a second Ctrl-C quits at once.
+
+Kernels: each convolution shape's kernel (subgroup tiles of 16/24/32 pixels, tiled, 64x64
+tiles, Winograd) is measured on this adapter the first time it is met and remembered in
+kernel-tuning.json in the weights cache; WEBGPU_FINETUNE_TUNE_BUDGET (seconds, default 5)
+bounds the measuring per run (shapes over it use fixed rules, measured on a later run; 0 uses
+only what was measured before; --resume measures nothing, so a run continues with the kernels
+it started with). WEBGPU_FINETUNE_KERNELS=tiled|subgroup|winograd|large forces a family
+instead.
 `;
 
 /** settings.json: what a run was asked to do, and what it found. */
@@ -602,6 +611,7 @@ export async function runTraining(s: RunSettings, o: TrainOptions): Promise<Trai
   await makeRunFolder(o.out);
   const gpu = await getGpu();
   log(`adapter: ${gpu.describe()}`);
+  useKernelTuning(gpu, { resuming: !!o.resume });
 
   const { trainGen, valGen } = generators(s);
   const flowOptions = { targetSize: [s.height, s.width] as [number, number], batchSize: s.batch, classMode: s.classMode ?? 'binary', maxImagePixels: s.maxImagePixels, log };
@@ -871,10 +881,14 @@ export function summary(out: string, r: TrainResult, s: RunSettings, next = true
   return lines;
 }
 
-/** --verbose: the kernel each layer ran (src/kernels/variants.ts chose them; WEBGPU_FINETUNE_KERNELS forces a family). */
-export function kernelLines(gpu: { kernelFamily: string; kernelChoices: ReadonlyMap<string, string> }): string[] {
+/**
+ * --verbose: the kernel each layer ran (measured by the tuner, else src/kernels/variants.ts's
+ * rules; WEBGPU_FINETUNE_KERNELS forces a family), and what the tuner did.
+ */
+export function kernelLines(gpu: { kernelFamily: string; kernelChoices: ReadonlyMap<string, string> }, tuning?: string): string[] {
   const lines = [`Kernels (family ${gpu.kernelFamily}${gpu.kernelFamily === 'auto' ? ': chosen per adapter and shape' : ', forced'}):`];
   for (const [layer, choice] of gpu.kernelChoices) lines.push(`  ${layer.padEnd(24)} ${choice}`);
+  if (tuning) lines.push(`  ${tuning}`);
   return lines;
 }
 
@@ -921,6 +935,9 @@ export async function trainCommand(args: string[]): Promise<number> {
   const result = await runTraining(settings, { out, resume, overwrite, saveSettings });
   console.log('');
   for (const l of summary(out, result, settings)) console.log(l);
-  if (parsed.verbose) for (const l of kernelLines(await getGpu())) console.log(l);
+  if (parsed.verbose) {
+    const gpu = await getGpu();
+    for (const l of kernelLines(gpu, useKernelTuning(gpu)?.summary())) console.log(l);
+  }
   return result.interrupted ? 130 : 0;
 }

@@ -1,6 +1,7 @@
 import { fmtBytes, type Gpu, type GpuOp, type Pipeline } from '../gpu/index.ts';
 import { convVariant, convWinograd, largeTilesFit, SUBGROUP_LANES, subgroupsUsable, type ConvVariant } from './variants.ts';
 import { WinogradForward } from './conv2d-winograd.ts';
+import { tunerFor, type TunedShape } from './autotune.ts';
 
 /** A 2-D convolution layer's shape: NHWC activations, HWIO (Keras) weights. */
 export interface Conv2dShape {
@@ -25,6 +26,12 @@ export interface Conv2dShape {
 }
 
 export type Conv2dActivation = Conv2dShape['activation'];
+
+/** Which backward passes a layer runs (a frozen layer only its forward): what the tuner times. */
+export interface Conv2dUse {
+  backwardInput: boolean;
+  backwardFilter: boolean;
+}
 
 /**
  * Kernel choices; create() picks them from the adapter and the shape, the tuning script and the
@@ -163,8 +170,11 @@ export class Conv2dKernel {
    * Validates the shape (errors name the layer, the shape and what is wrong, including any
    * buffer over the adapter's maxStorageBufferBindingSize) and compiles the pipelines.
    */
-  static async create(gpu: Gpu, shape: Conv2dShape, tuning: Partial<Conv2dTuning> = {}): Promise<Conv2dKernel> {
-    const t = Conv2dKernel.plan(gpu, shape, tuning);
+  static async create(gpu: Gpu, shape: Conv2dShape, tuning: Partial<Conv2dTuning> = {}, use: Conv2dUse = { backwardInput: true, backwardFilter: true }): Promise<Conv2dKernel> {
+    let t = Conv2dKernel.plan(gpu, shape, tuning);
+    // No tuning asked for, and a tuner attached (family auto): measure, or recall a measurement.
+    const tuned = Object.keys(tuning).length === 0 ? await Conv2dKernel.tune(gpu, shape, use) : null;
+    if (tuned) t = Conv2dKernel.plan(gpu, shape, tuned.tuning);
     const masked = shape.activation !== 'linear';
     // Constants only where they differ from the shaders' defaults, so the stride-1 ReLU / linear
     // pipelines are the very ones (and cache keys) they were before strides and ReLU6.
@@ -204,8 +214,44 @@ export class Conv2dKernel {
         outHeight: rows.out, outWidth: cols.out, padTop: rows.padBefore, padLeft: cols.padBefore, activation: shape.activation, label: shape.label ?? 'conv2d',
       });
     }
-    gpu.kernelChoices.set(shape.label ?? 'conv2d', describeChoice(t, sub));
+    gpu.kernelChoices.set(shape.label ?? 'conv2d', describeChoice(t, sub) + (tuned ? ` [tuned: ${tuned.how === 'stored' ? 'stored' : 'measured'} fastest of ${Object.keys(tuned.ms).length}]` : ''));
     return new Conv2dKernel(gpu, shape, t, { forward, backwardInput, reluMask, filter, reduce, winograd });
+  }
+
+  /**
+   * The tuner's choice for this shape and use, or null (no tuner, a single candidate, or the
+   * budget spent): each candidate runs the passes the layer runs, on zeroed buffers of its shape.
+   */
+  private static async tune(gpu: Gpu, shape: Conv2dShape, use: Conv2dUse): Promise<(TunedShape & { how: string; tuning: Partial<Conv2dTuning> }) | null> {
+    const tuner = tunerFor(gpu);
+    if (!tuner) return null;
+    const candidates = convCandidates(gpu, shape);
+    if (candidates.length < 2) return null;
+    const label = shape.label ?? 'conv2d';
+    const key = `conv2d ${describe(shape)} ${shape.activation}${shape.useBias === false ? ' no-bias' : ''} passes=forward${use.backwardInput ? ',input' : ''}${use.backwardFilter ? ',filter' : ''}`;
+    const r = await tuner.choose(key, candidates.map((c) => ({
+      name: c.name,
+      prepare: async () => {
+        const k = await Conv2dKernel.create(gpu, { ...shape, label: `${label} (tuning)` }, c.tuning);
+        gpu.kernelChoices.delete(`${label} (tuning)`);
+        const bufs: GPUBuffer[] = [];
+        const buf = (what: string, bytes: number) => {
+          const b = gpu.createBuffer(`${label} tuning.${what}`, bytes);
+          bufs.push(b);
+          return b;
+        };
+        const io = { x: buf('x', k.inputBytes()), w: buf('w', k.weightBytes()), b: buf('b', shape.outChannels * 4), y: buf('y', k.outputBytes()) };
+        const ops = [k.forward(io)];
+        if (use.backwardInput || use.backwardFilter) {
+          const dy = buf('dy', k.outputBytes());
+          if (use.backwardInput) ops.push(k.backwardInput({ dy, y: io.y, w: io.w, dx: buf('dx', k.inputBytes()) }));
+          if (use.backwardFilter) ops.push(k.backwardFilter({ x: io.x, dy, y: io.y, dw: buf('dw', k.weightBytes()), db: buf('db', shape.outChannels * 4) }));
+        }
+        return { ops, dispose: () => { k.destroy(); for (const b of bufs) gpu.destroyBuffer(b); } };
+      },
+    })));
+    const chosen = r && candidates.find((c) => c.name === r.choice);
+    return r && chosen ? { ...r, tuning: chosen.tuning } : null;
   }
 
   /** Checks the shape and completes the tuning (adapter-dependent defaults). */
@@ -458,16 +504,16 @@ export class Conv2dKernel {
     }
   }
 
-  private inputBytes(): number {
+  inputBytes(): number {
     const s = this.shape;
     return s.batch * s.height * s.width * s.inChannels * 4;
   }
 
-  private outputBytes(): number {
+  outputBytes(): number {
     return this.fwd.m * this.shape.outChannels * 4;
   }
 
-  private weightBytes(): number {
+  weightBytes(): number {
     const s = this.shape;
     return s.kernelSize[0] * s.kernelSize[1] * s.inChannels * s.outChannels * 4;
   }
@@ -477,6 +523,30 @@ function describe(s: Conv2dShape): string {
   const k = Array.isArray(s.kernelSize) ? s.kernelSize.join('x') : String(s.kernelSize);
   const st = s.strides === undefined ? '' : `, strides ${Array.isArray(s.strides) ? s.strides.join('x') : String(s.strides)}`;
   return `[N=${s.batch}, H=${s.height}, W=${s.width}, Cin=${s.inChannels}] -> Cout=${s.outChannels}, kernel ${k}${st}, padding ${s.padding}`;
+}
+
+/**
+ * What the tuner times for a shape, the rules' choice first: subgroup tiles of 16, 24 and 32
+ * pixels, tiled, large tiles, and Winograd's forward (with the rules' backward kernels), each
+ * where the shape and the device allow it.
+ */
+function convCandidates(gpu: Gpu, s: Conv2dShape): { name: string; tuning: Partial<Conv2dTuning> }[] {
+  const vec4 = s.inChannels % 4 === 0 && s.outChannels % 4 === 0;
+  const rule = convVariant(gpu, { subgroup: s.outChannels % 4 === 0, vec4 }, s.label ?? 'conv2d');
+  const out: { name: string; tuning: Partial<Conv2dTuning> }[] = [];
+  if (s.outChannels % 4 === 0 && subgroupsUsable(gpu)) {
+    for (const pi of [3, 2, 4]) out.push({ name: `subgroup ${SG * pi}px`, tuning: { variant: 'subgroup', pixelGroups: pi } });
+  }
+  out.push({ name: 'tiled', tuning: { variant: 'tiled' } });
+  if (vec4 && largeTilesFit(gpu)) out.push({ name: 'large', tuning: { variant: 'large' } });
+  const [sh, sw] = s.strides ?? [1, 1];
+  const g = { ...s, outHeight: convAxis(s.height, 3, 1, s.padding).out, outWidth: convAxis(s.width, 3, 1, s.padding).out, padTop: 0, padLeft: 0 };
+  if (s.kernelSize[0] === 3 && s.kernelSize[1] === 3 && sh === 1 && sw === 1 && s.inChannels >= 8 && WinogradForward.fits(gpu, g)) {
+    out.push({ name: `winograd+${rule}`, tuning: { variant: rule, winograd: true } });
+  }
+  // the rules' pick first, so that a budget running out mid-shape has measured it
+  const first = out.findIndex((c) => c.tuning.variant === rule && !c.tuning.winograd);
+  return [out[first], ...out.filter((_, i) => i !== first)];
 }
 
 /** The direct kernels of each pass: forward GEMM, input-gradient GEMM, filter gradient. */

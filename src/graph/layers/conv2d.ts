@@ -33,6 +33,6 @@ export class Conv2D extends ConvLayer {
     return Conv2dKernel.create(ctx.gpu, {
       batch: ctx.batch, height, width, inChannels, outChannels: this.filters,
       kernelSize: this.kernelSize, strides: this.strides, padding: this.padding, useBias, activation, label: ctx.label,
-    });
+    }, {}, { backwardInput: ctx.inputGrads[0], backwardFilter: ctx.paramGrads });
   }
 }
