@@ -109,6 +109,21 @@ describe('the kernel tuner', () => {
     expect(third.tuner.stats).toMatchObject({ measured: 1, stored: 0 });
   }, 120_000);
 
+  it('stops measuring a candidate that lost badly on two shapes of this adapter', async () => {
+    const store = memoryTuningStore();
+    const probe = await tunedGpu(store);
+    const lost = (choice: string) => ({ choice, ms: { 'subgroup 24px': 10, tiled: 80 } });
+    await store.write(JSON.stringify({ format: 'webgpu-finetune-kernel-tuning', version: TUNING_VERSION, adapters: { [probe.tuner.adapterKey]: { a: lost('subgroup 24px'), b: lost('subgroup 24px') } } }));
+    const { gpu, tuner } = await tunedGpu(store);
+    await Conv2dKernel.create(gpu, shape, {}, { backwardInput: false, backwardFilter: false });
+    expect(tuner.stats.measured).toBe(1);
+    const entries = Object.values(JSON.parse((await store.read())!).adapters)[0] as Record<string, { ms: Record<string, number>; skipped?: string[] }>;
+    const fresh = Object.entries(entries).find(([k]) => k.startsWith('conv2d'))![1];
+    expect(fresh.skipped).toEqual(['tiled']);
+    expect(Object.keys(fresh.ms)).not.toContain('tiled');
+    expect(Object.keys(fresh.ms)).toContain('large'); // never measured before: measured
+  }, 60_000);
+
   it('a model built with the tuner trains to the numbers of the fixed rules', async () => {
     original = await getGpu();
     const build = () => {

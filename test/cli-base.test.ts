@@ -117,6 +117,8 @@ describe('webgpu-finetune train --base mobilenet_v2', () => {
     expect(r.stdout).toMatch(/VGG16 ImageNet \(notop, 56\.2 MiB\): not cached/);
     expect(r.stdout).toContain('ResNet50 ImageNet (notop): cached (.h5, converted on first use)');
     expect(r.stdout).toContain('MobileNetV2 ImageNet (alpha, size: 1.0, 224): not cached: downloaded on first use of --weights imagenet --base mobilenet_v2');
+    // the kernel tuner's store, in the same cache (test/cli-train.test.ts fills one)
+    expect(r.stdout).toContain(`kernel tuning: 0 convolution shape(s) measured on this adapter, in ${join(tmp, 'cache', 'kernel-tuning.json')}; new shapes measured within 0 s per run (WEBGPU_FINETUNE_TUNE_BUDGET)`);
   });
 });
 

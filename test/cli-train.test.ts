@@ -209,7 +209,8 @@ describe('train --verbose', () => {
 describe('kernel tuning in a run', () => {
   it('measures each convolution shape once (default budget), says so with --verbose, and the next run reads kernel-tuning.json', async () => {
     const cache = join(tmp, 'tuning-cache');
-    const { WEBGPU_FINETUNE_TUNE_BUDGET: _, ...rest } = env; // the default budget, as users get it
+    const rest: Record<string, string | undefined> = { ...env };
+    delete rest.WEBGPU_FINETUNE_TUNE_BUDGET; // the default budget, as users get it
     const tuned = cliRunner({ ...rest, WEBGPU_FINETUNE_CACHE: cache });
     const args = (out: string) => [...trainArgs(out).map((a) => (a === '2' ? '1' : a)), '--verbose'];
     const r = await tuned(args(join(tmp, 'tuned-1')));

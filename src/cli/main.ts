@@ -11,6 +11,7 @@ import { convVariant, gemmVariant, subgroupsUsable } from '../kernels/variants.t
 import { defaultCacheDir, MANIFEST_FILE, VGG16_NOTOP } from '../io/weights-node.ts';
 import { MOBILENET_V2_ALPHAS, MOBILENET_V2_ROWS, mobilenetV2NoTop, RESNET50_NOTOP, type ImagenetWeightsFile } from '../io/imagenet-files.ts';
 import { parse, UsageError } from './args.ts';
+import { tuneBudgetSeconds, useKernelTuning } from './kernel-tuning.ts';
 import { DEMO_HELP, demoCommand } from './demo.ts';
 import { EVALUATE_HELP, evaluateCommand, PREDICT_HELP, predictCommand } from './predict.ts';
 import { withTicker } from './progress.ts';
@@ -65,7 +66,7 @@ function kernelsLine(gpu: Gpu): string {
   const sub = subgroupsUsable(gpu);
   const conv = convVariant(gpu, { subgroup: true, vec4: true }, 'conv2d');
   const gemm = gemmVariant(gpu, true, 'dense');
-  const forced = gpu.kernelFamily === 'auto' ? 'auto (chosen per adapter and shape; WEBGPU_FINETUNE_KERNELS=tiled|subgroup|winograd|large forces one)' : `${gpu.kernelFamily} (forced by WEBGPU_FINETUNE_KERNELS)`;
+  const forced = gpu.kernelFamily === 'auto' ? 'auto (measured per shape by the kernel tuner, else these rules; WEBGPU_FINETUNE_KERNELS=tiled|subgroup|winograd|large forces one)' : `${gpu.kernelFamily} (forced by WEBGPU_FINETUNE_KERNELS)`;
   const wino = gpu.kernelFamily === 'winograd' ? ' (3x3 stride-1 forward passes by Winograd F(2x2,3x3))' : conv === 'large' ? ' (64x64 tiles where channels are multiples of 4)' : '';
   return `${forced}: convolutions ${conv}${wino}, dense GEMMs ${gemm}${conv === 'subgroup' || gemm === 'subgroup' ? ' where channels are multiples of 4, tiled elsewhere' : ''}; subgroup kernels ${sub ? 'usable' : 'not usable here (no subgroups of at least 8 lanes)'}`;
 }
@@ -84,6 +85,14 @@ async function info(args: string[]): Promise<number> {
   }
   console.log(`features: ${[...gpu.features].sort().join(', ') || '(none)'}`);
   console.log(`kernels: ${kernelsLine(gpu)}`);
+  const tuner = useKernelTuning(gpu);
+  if (tuner) {
+    const shapes = Object.values(await tuner.stored());
+    const won = new Map<string, number>();
+    for (const e of shapes) won.set(e.choice, (won.get(e.choice) ?? 0) + 1);
+    const wins = [...won].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} ${n}`).join(', ');
+    console.log(`kernel tuning: ${shapes.length} convolution shape(s) measured on this adapter${wins ? ` (fastest: ${wins})` : ''}, in ${tuner.store.where}; new shapes measured within ${tuneBudgetSeconds()} s per run (WEBGPU_FINETUNE_TUNE_BUDGET)`);
+  }
   const cache = defaultCacheDir();
   console.log(`weights cache: ${cache} (set WEBGPU_FINETUNE_CACHE to move it)`);
   const state = (f: ImagenetWeightsFile) => (existsSync(join(cache, f.converted, MANIFEST_FILE)) ? 'cached (converted)' : existsSync(join(cache, f.fileName)) ? 'cached (.h5, converted on first use)' : null);

@@ -56,10 +56,14 @@ export interface TuningCandidate {
   prepare(): Promise<{ ops: GpuOp[]; dispose(): void }>;
 }
 
-/** A shape's measurement: the winner and each candidate's best time in ms (null: it failed to build or run). */
+/**
+ * A shape's measurement: the winner and each candidate's best time in ms (null: it failed to
+ * build or run); `skipped`: candidates not run because they lost badly on this adapter before.
+ */
 export interface TunedShape {
   choice: string;
   ms: Record<string, number | null>;
+  skipped?: string[];
 }
 
 export interface TunerOptions {
@@ -80,6 +84,13 @@ interface StoreFile {
 const CLEARLY_SLOWER = 1.5;
 /** Runs of a promising candidate (the first one included); its time is the fastest. */
 const RUNS = 3;
+/**
+ * A candidate at least this many times slower than the winner on PRUNE_AFTER shapes of this
+ * adapter, and never closer, is not measured on further shapes (on a CPU adapter the
+ * workgroup-memory kernels lose by 5-10x, and one run of them can take seconds).
+ */
+const BADLY_SLOWER = 3;
+const PRUNE_AFTER = 2;
 
 const tuners = new WeakMap<Gpu, KernelTuner>();
 
@@ -98,7 +109,8 @@ export class KernelTuner {
   readonly store: TuningStore;
   /** What happened so far: shapes answered from the store, measured now, and left to the rules. */
   readonly stats = { stored: 0, measured: 0, overBudget: 0, spentMs: 0 };
-  private readonly adapterKey: string;
+  /** The adapter the measurements belong to (vendor, architecture, device, description, mode). */
+  readonly adapterKey: string;
   private file: StoreFile | null = null;
   private loading: Promise<void> | null = null;
   /** Measurements run one at a time (plans build their kernels concurrently). */
@@ -124,6 +136,12 @@ export class KernelTuner {
     return run;
   }
 
+  /** The measurements stored for this adapter (for `info`). */
+  async stored(): Promise<Readonly<Record<string, TunedShape>>> {
+    await this.load();
+    return this.file!.adapters[this.adapterKey] ?? {};
+  }
+
   /** One line for train --verbose and the page. */
   summary(): string {
     const s = this.stats;
@@ -139,19 +157,21 @@ export class KernelTuner {
       this.stats.stored++;
       return { ...known, how: 'stored' };
     }
+    // A shape is measured whole once started (so every run stores at least one): the budget
+    // is checked between shapes, and a run overshoots it by at most one shape.
     if (this.stats.spentMs >= this.budgetMs) {
       this.stats.overBudget++;
       return null;
     }
     const t0 = performance.now();
     const ms: Record<string, number | null> = {};
+    const skipped: string[] = [];
     let best = Infinity;
-    let complete = true;
-    for (const c of candidates) {
-      // the budget bounds the overshoot to one candidate; the first (the rules' pick) always runs
-      if (best < Infinity && this.stats.spentMs + performance.now() - t0 >= this.budgetMs) {
-        complete = false;
-        break;
+    for (const [i, c] of candidates.entries()) {
+      // the first (the rules' pick) always runs
+      if (i > 0 && this.losesBadly(c.name, shapes)) {
+        skipped.push(c.name);
+        continue;
       }
       ms[c.name] = await this.measure(c, best);
       if (ms[c.name] !== null && ms[c.name]! < best) best = ms[c.name]!;
@@ -160,11 +180,22 @@ export class KernelTuner {
     const choice = candidates.find((c) => ms[c.name] === best)?.name;
     if (!choice) return null; // nothing ran: the rules decide
     this.stats.measured++;
-    // a shape cut short holds for this run and is measured whole on a later one
-    if (!complete) return { choice, ms, how: 'measured' };
-    shapes[key] = { choice, ms };
+    shapes[key] = skipped.length ? { choice, ms, skipped } : { choice, ms };
     await this.save();
-    return { choice, ms, how: 'measured' };
+    return { ...shapes[key], how: 'measured' };
+  }
+
+  /** Whether `name` lost by BADLY_SLOWER on PRUNE_AFTER measured shapes of this adapter, and never did better. */
+  private losesBadly(name: string, shapes: Record<string, TunedShape>): boolean {
+    let lost = 0;
+    for (const e of Object.values(shapes)) {
+      const t = e.ms[name];
+      const win = e.ms[e.choice];
+      if (t === undefined || t === null || !win) continue;
+      if (t < BADLY_SLOWER * win) return false;
+      lost++;
+    }
+    return lost >= PRUNE_AFTER;
   }
 
   /** The candidate's fastest run in ms, or null if it fails to build or run. */
