@@ -6,7 +6,11 @@
  * with scripts/install-torch.sh), steps alternating between the engines.
  *
  *   npm run bench:step -- [--sizes 60x90,32x32] [--batch 8] [--repeats 5] [--no-tfjs] [--no-torch]
- *                         [--torch-threads 2] [--json FILE]
+ *                         [--torch-threads 2] [--no-tune] [--json FILE]
+ *
+ * Our kernels are the ones `train` runs: the kernel tuner's stored choices (kernel-tuning.json in
+ * the weights cache; shapes not measured yet are measured first, within
+ * $WEBGPU_FINETUNE_TUNE_BUDGET), or with --no-tune the fixed rules of src/kernels/variants.ts.
  *
  * Prints seconds per step (median), images/s, GFLOP/s (analytic count of the step's work),
  * percent of the adapter's measured FMA ceiling, device memory, and the ratios (each rival's
@@ -17,6 +21,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Conv2D, Dense, Model, fmtBytes, memory, setGpu } from '../src/index.ts';
 import { FROZEN, referenceModel } from './lib/reference-model.ts';
+import { useKernelTuning } from '../src/cli/kernel-tuning.ts';
 import { measureCeiling } from './lib/ceiling.ts';
 import { openBenchGpu } from './lib/engine.ts';
 import { loadTfjs, tfjsAdapter, type Tf } from './lib/tfjs.ts';
@@ -86,7 +91,7 @@ interface Result {
   torchLoss: number | null;
 }
 
-const HELP = 'npm run bench:step -- [--sizes 60x90,32x32] [--batch 8] [--repeats 5] [--no-tfjs] [--no-torch] [--torch-threads 2] [--torch-device cpu|cuda] [--torch-tf32] [--python PATH] [--json FILE]';
+const HELP = 'npm run bench:step -- [--sizes 60x90,32x32] [--batch 8] [--repeats 5] [--no-tfjs] [--no-torch] [--torch-threads 2] [--torch-device cpu|cuda] [--torch-tf32] [--python PATH] [--no-tune] [--json FILE]';
 
 /** Rival seconds over ours: "2.35x faster", or "0.20x (5.0x slower)". */
 function ratio(r: number | null): string {
@@ -107,7 +112,7 @@ async function startTorch(skip: boolean, python: string): Promise<TorchStep | nu
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     sizes: { type: 'string', default: '60x90,32x32' }, batch: { type: 'string', default: '8' }, repeats: { type: 'string', default: '5' },
-    'no-tfjs': { type: 'boolean', default: false }, 'no-torch': { type: 'boolean', default: false }, 'torch-threads': { type: 'string', default: '2' },
+    'no-tfjs': { type: 'boolean', default: false }, 'no-torch': { type: 'boolean', default: false }, 'no-tune': { type: 'boolean', default: false }, 'torch-threads': { type: 'string', default: '2' },
     'torch-device': { type: 'string', default: 'cpu' }, 'torch-tf32': { type: 'boolean', default: false }, python: { type: 'string', default: DEFAULT_PYTHON },
     json: { type: 'string' }, help: { type: 'boolean', default: false },
   } });
@@ -123,6 +128,7 @@ async function main(): Promise<void> {
   const { dawn, gpu } = await openBenchGpu();
   setGpu(gpu);
   console.log(`adapter: ${gpu.describe()}`);
+  const tuner = values['no-tune'] ? null : useKernelTuning(gpu);
   const ceiling = await measureCeiling(gpu, new OpTimer(gpu, 'wall'));
   console.log(`FMA ceiling: ${ceiling.gflops.toFixed(1)} GFLOP/s (vec4 FMA loop)`);
   const tf = values['no-tfjs'] ? null : await loadTfjs(dawn);
@@ -167,6 +173,10 @@ async function main(): Promise<void> {
       } catch (e) {
         await dropTorch(e);
       }
+    }
+    if (tuner) {
+      await model.trainOnBatch(x, y); // builds the plan, measuring kernels it has not met
+      console.log(`${h}x${w}: ${tuner.summary()}; ${[...gpu.kernelChoices].filter(([l]) => l.includes('conv')).map(([l, c]) => `${l} ${c.replace(/ \[tuned.*\]$/, '')}`).join('; ')}`);
     }
     const ours: number[] = [];
     const theirs: number[] = [];

@@ -107,8 +107,12 @@ export function tunerFor(gpu: Gpu): KernelTuner | null {
 export class KernelTuner {
   readonly budgetMs: number;
   readonly store: TuningStore;
-  /** What happened so far: shapes answered from the store, measured now, and left to the rules. */
-  readonly stats = { stored: 0, measured: 0, overBudget: 0, spentMs: 0 };
+  /**
+   * What happened so far: shapes answered from the store, measured now, met again after being
+   * measured now (layers of one shape, training and inference programs), left to the rules.
+   */
+  readonly stats = { stored: 0, measured: 0, reused: 0, overBudget: 0, spentMs: 0 };
+  private readonly measuredNow = new Set<string>();
   /** The adapter the measurements belong to (vendor, architecture, device, description, mode). */
   readonly adapterKey: string;
   private file: StoreFile | null = null;
@@ -154,6 +158,10 @@ export class KernelTuner {
     const shapes = (this.file!.adapters[this.adapterKey] ??= {});
     const known = shapes[key];
     if (known && candidates.some((c) => c.name === known.choice)) {
+      if (this.measuredNow.has(key)) {
+        this.stats.reused++;
+        return { ...known, how: 'measured' };
+      }
       this.stats.stored++;
       return { ...known, how: 'stored' };
     }
@@ -180,6 +188,7 @@ export class KernelTuner {
     const choice = candidates.find((c) => ms[c.name] === best)?.name;
     if (!choice) return null; // nothing ran: the rules decide
     this.stats.measured++;
+    this.measuredNow.add(key);
     shapes[key] = skipped.length ? { choice, ms, skipped } : { choice, ms };
     await this.save();
     return { ...shapes[key], how: 'measured' };
