@@ -44,6 +44,12 @@ fn block_origin(t: u32) -> vec3u {
   return vec3u(t / (s.tiles_w * s.tiles_h), 2u * ty, 2u * tx);
 }
 
+// The input gradient of a 3x3 stride-1 layer is this convolution of dz with the layer's kernel
+// turned 180 degrees, its channel roles swapped: with ROTATED, cin / cout are the layer's Cout /
+// Cin and the filter transform reads g[ky][kx] = w[2-ky][2-kx][co][ci] in place from the layer's
+// [3, 3, cout, cin] weights.
+override ROTATED: bool = false;
+
 // One invocation per (ci, co): U = G g Gt.
 @compute @workgroup_size(WG)
 fn transform_filter(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -52,7 +58,13 @@ fn transform_filter(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   let ci = i / s.cout;
   let co = i % s.cout;
   var g: array<f32, 9>;
-  for (var k = 0u; k < 9u; k++) { g[k] = w[(k * s.cin + ci) * s.cout + co]; }
+  for (var k = 0u; k < 9u; k++) {
+    if (ROTATED) {
+      g[k] = w[((8u - k) * s.cout + co) * s.cin + ci];
+    } else {
+      g[k] = w[(k * s.cin + ci) * s.cout + co];
+    }
+  }
   // t = G g (4x3), then U = t Gt (4x4)
   var t: array<f32, 12>;
   for (var c = 0u; c < 3u; c++) {

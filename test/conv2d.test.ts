@@ -140,6 +140,8 @@ describe('conv2d backward', () => {
   const cases: [Case, Partial<Conv2dTuning>][] = [
     [{ batch: 3, height: 7, width: 11, inChannels: 64, outChannels: 64, kernelSize: [3, 3], padding: 'same', activation: 'relu' }, {}],
     [{ batch: 1, height: 15, width: 22, inChannels: 5, outChannels: 65, kernelSize: [3, 3], padding: 'same', activation: 'relu' }, {}],
+    [{ batch: 2, height: 9, width: 6, inChannels: 11, outChannels: 12, kernelSize: [3, 3], padding: 'valid', activation: 'relu6' }, {}],
+    [{ batch: 1, height: 7, width: 5, inChannels: 12, outChannels: 36, kernelSize: [3, 3], padding: 'valid', activation: 'linear' }, {}],
     [{ batch: 3, height: 7, width: 11, inChannels: 3, outChannels: 8, kernelSize: [2, 3], padding: 'valid', activation: 'linear' }, {}],
     [{ batch: 1, height: 15, width: 22, inChannels: 12, outChannels: 20, kernelSize: [5, 5], padding: 'valid', activation: 'relu' }, { splits: 3 }],
     [{ batch: 3, height: 7, width: 11, inChannels: 36, outChannels: 8, kernelSize: [1, 1], padding: 'same', activation: 'linear' }, { splits: 5 }],
@@ -152,8 +154,12 @@ describe('conv2d backward', () => {
       const w = randomArray(n.w, 300 + i, -0.5, 0.5);
       const b = randomArray(s.outChannels, 400 + i, -0.5, 0.5);
       const dy = randomArray(n.y, 500 + i);
-      for (const variant of variants(gpu, s)) {
-        const r = await runBackward(gpu, s, { ...tuning, variant }, x, w, b, dy);
+      // Winograd where it applies: the input gradient by the rotated transform where Cout >= 8 is a multiple of 4
+      const wino = s.kernelSize.join('x') === '3x3' ? [{ variant: 'tiled' as const, winograd: true }] : [];
+      for (const t of [...variants(gpu, s).map((variant) => ({ variant })), ...wino]) {
+        const variant = `${t.variant}${'winograd' in t ? ' + winograd' : ''}`;
+        const r = await runBackward(gpu, s, { ...tuning, ...t }, x, w, b, dy);
+        if ('winograd' in t) expect(gpu.kernelChoices.get('test_conv')).toMatch(s.outChannels % 4 === 0 && s.outChannels >= 8 ? /winograd .*forward and input gradient/ : /winograd .*forward, tiled backward/);
         const ref = conv2dBackwardRef(x, w, dy, r.y, s);
         expectClose(r.dx, ref.dx, 1e-4, `dx (${variant})`);
         expectClose(r.dw, ref.dw, 1e-4, `dw (${variant}, ${r.tuning.splits} splits)`);

@@ -17,6 +17,11 @@ export interface WinogradShape {
   outHeight: number; outWidth: number; padTop: number; padLeft: number;
   activation: 'relu' | 'relu6' | 'linear';
   label: string;
+  /**
+   * The input gradient of a 3x3 stride-1 layer: x is dz, y is dx, inChannels / outChannels the
+   * layer's Cout / Cin, and w the layer's own weights, read turned 180 degrees (no copy).
+   */
+  rotated?: boolean;
 }
 
 /** 2x2 output blocks, and the planes' strides padded to 64 floats (binding offsets align to 256 bytes). */
@@ -66,7 +71,8 @@ export class WinogradForward {
   }
 
   static async create(gpu: Gpu, shape: WinogradShape): Promise<WinogradForward> {
-    const [filter, input, gemm, output] = await Promise.all(['transform_filter', 'transform_input', 'gemm', 'transform_output'].map((entryPoint) => gpu.pipeline(SHADER, { entryPoint })));
+    const [filter, input, gemm, output] = await Promise.all(['transform_filter', 'transform_input', 'gemm', 'transform_output'].map((entryPoint) =>
+      gpu.pipeline(SHADER, { entryPoint, constants: entryPoint === 'transform_filter' && shape.rotated ? { ROTATED: 1 } : {} })));
     // The subgroup GEMM where it runs (lavapipe: workgroup-memory tiles are several times slower)
     const fast = subgroupsUsable(gpu) && shape.inChannels % 4 === 0 && shape.outChannels % 4 === 0;
     const planeGemm = fast ? await plainSubgroupGemm(gpu, planes(shape).tiles, shape.outChannels, shape.inChannels, `${shape.label} winograd`) : null;
@@ -76,7 +82,7 @@ export class WinogradForward {
   /** y = act(conv(x, w) + bias): four dispatches (the filter transform each time: it is small). */
   forward(b: { x: GPUBuffer; w: GPUBuffer; bias: GPUBuffer; y: GPUBuffer }): GpuOp {
     const { gpu, p, shape: s } = this;
-    const label = `${s.label} conv2d.forward winograd F(2x2,3x3) N=${s.batch} H=${s.height} W=${s.width} Cin=${s.inChannels} Cout=${s.outChannels}`;
+    const label = `${s.label} conv2d.${s.rotated ? 'backwardInput' : 'forward'} winograd F(2x2,3x3) N=${s.batch} H=${s.height} W=${s.width} Cin=${s.inChannels} Cout=${s.outChannels}`;
     const ops = [
       gpu.dispatch(`${label} filter`, p.filter, gpu.bindGroup(p.filter, { s: this.shapeBuf, w: b.w, u: this.u }, label), gpu.grid(Math.ceil((s.inChannels * s.outChannels) / WG))),
       gpu.dispatch(`${label} input`, p.input, gpu.bindGroup(p.input, { s: this.shapeBuf, x: b.x, v: this.v }, label), gpu.grid(Math.ceil((this.tiles * s.inChannels) / WG))),

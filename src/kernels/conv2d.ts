@@ -1,6 +1,6 @@
 import { fmtBytes, type Gpu, type GpuOp, type Pipeline } from '../gpu/index.ts';
 import { convVariant, convWinograd, largeTilesFit, SUBGROUP_LANES, subgroupsUsable, type ConvVariant } from './variants.ts';
-import { WinogradForward } from './conv2d-winograd.ts';
+import { WinogradForward, type WinogradShape } from './conv2d-winograd.ts';
 import { tunerFor, type TunedShape } from './autotune.ts';
 
 /** A 2-D convolution layer's shape: NHWC activations, HWIO (Keras) weights. */
@@ -51,7 +51,10 @@ export interface Conv2dTuning {
   pixelGroups: number;
   /** Filter gradient: how many parts the sum over output pixels is split into (split-K). */
   splits: number;
-  /** The forward pass by Winograd F(2x2, 3x3) (3x3 stride 1 only; the backward passes as `variant`). */
+  /**
+   * The forward pass by Winograd F(2x2, 3x3) (3x3 stride 1 only), and the input gradient too
+   * where Cout >= 8 is a multiple of 4; the filter gradient (and other input gradients) as `variant`.
+   */
   winograd: boolean;
 }
 
@@ -131,6 +134,7 @@ export class Conv2dKernel {
     private readonly pipelines: {
       forward: Pipeline; backwardInput: Pipeline; reluMask?: Pipeline; filter: Pipeline; reduce: Pipeline;
       winograd?: WinogradForward;
+      winogradBackward?: WinogradForward;
     },
   ) {
     const s = shape;
@@ -192,10 +196,15 @@ export class Conv2dKernel {
         entryPoint: kind === 'large' ? 'large' : 'main',
         constants: { ...(kind === 'large' ? {} : { VEC4: vec4 ? 1 : 0 }), ROTATED: rotated ? 1 : 0, MASK_IN: rotated && masked ? 1 : 0, ...(rotated ? relu6 : {}), ...strides },
       });
+    // The input gradient by Winograd too where its own rule holds (8+ input channels: the
+    // layer's Cout; a multiple of 4, as the vec4 ReLU-mask pass before it needs), for layers
+    // that run it (its scratch is 4x dz and dx).
+    const wBack = t.winograd && use.backwardInput ? winogradInputGradShape(shape) : null;
+    const winoBackward = !!wBack && shape.outChannels >= 8 && shape.outChannels % 4 === 0 && WinogradForward.fits(gpu, wBack);
     const [forward, backwardInput, reluMask, filter, reduce] = await Promise.all([
       gemm(false, sub.forward),
       gemm(true, sub.backward),
-      masked && sub.filter === 'subgroup'
+      masked && (sub.filter === 'subgroup' || winoBackward)
         ? gpu.pipeline('conv2d_grad_input', { entryPoint: 'relu_mask', constants: shape.activation === 'relu6' ? { RELU6: 1 } : {} })
         : undefined,
       sub.filter === 'subgroup' ? gpu.pipeline('conv2d_grad_filter_sg', { entryPoint: 'main', constants: strides })
@@ -206,6 +215,7 @@ export class Conv2dKernel {
       gpu.pipeline('conv2d_grad_filter', { entryPoint: 'reduce' }),
     ]);
     let winograd: WinogradForward | undefined;
+    const winogradBackward = winoBackward ? await WinogradForward.create(gpu, wBack!) : undefined;
     if (t.winograd) {
       const rows = convAxis(shape.height, 3, 1, shape.padding);
       const cols = convAxis(shape.width, 3, 1, shape.padding);
@@ -214,8 +224,8 @@ export class Conv2dKernel {
         outHeight: rows.out, outWidth: cols.out, padTop: rows.padBefore, padLeft: cols.padBefore, activation: shape.activation, label: shape.label ?? 'conv2d',
       });
     }
-    gpu.kernelChoices.set(shape.label ?? 'conv2d', describeChoice(t, sub) + (tuned ? ` [tuned: ${tuned.how === 'stored' ? 'stored' : 'measured'} fastest of ${Object.keys(tuned.ms).length}]` : ''));
-    return new Conv2dKernel(gpu, shape, t, { forward, backwardInput, reluMask, filter, reduce, winograd });
+    gpu.kernelChoices.set(shape.label ?? 'conv2d', describeChoice(t, sub, winoBackward) + (tuned ? ` [tuned: ${tuned.how === 'stored' ? 'stored' : 'measured'} fastest of ${Object.keys(tuned.ms).length}]` : ''));
+    return new Conv2dKernel(gpu, shape, t, { forward, backwardInput, reluMask, filter, reduce, winograd, winogradBackward });
   }
 
   /**
@@ -358,7 +368,13 @@ export class Conv2dKernel {
     const mask = this.requireY('backwardInput', b.y);
     this.checkSizes('backwardInput', { dy: [b.dy, this.outputBytes()], y: [mask ?? b.dy, this.outputBytes()], w: [b.w, this.weightBytes()], dx: [b.dx, this.inputBytes()] });
     const zeros = this.zeroBuffer();
-    const { pre, dz, mask: onLoad } = this.maskFirst('backwardInput', b.dy, mask);
+    const wino = this.pipelines.winogradBackward;
+    if (wino) {
+      const { pre, dz } = this.maskFirst('backwardInput', b.dy, mask, true);
+      const op = wino.forward({ x: dz, w: b.w, bias: zeros, y: b.dx });
+      return sequence(op.label, [...pre, op]);
+    }
+    const { pre, dz, mask: onLoad } = this.maskFirst('backwardInput', b.dy, mask, this.sub.backward === 'subgroup');
     const gemms = this.bwd.map((g) => this.gemm('backwardInput', this.sub.backward, this.pipelines.backwardInput, g, dz, onLoad ?? dz, b.w, zeros, b.dx));
     return sequence(gemms[0].label, [...pre, ...gemms]);
   }
@@ -373,7 +389,7 @@ export class Conv2dKernel {
     const db = this.useBias ? b.db : (this.dbScratch ??= this.keep(this.gpu.createBuffer(`${this.label} conv2d.db_unused`, this.shape.outChannels * 4)));
     if (!db) throw new Error(`${this.label}: conv2d.backwardFilter needs db (the bias gradient) because useBias is true`);
     this.checkSizes('backwardFilter', { x: [b.x, this.inputBytes()], dy: [b.dy, this.outputBytes()], y: [mask ?? b.dy, this.outputBytes()], dw: [b.dw, this.weightBytes()], db: [db, this.shape.outChannels * 4] });
-    const { pre, dz, mask: onLoad } = this.maskFirst('backwardFilter', b.dy, mask);
+    const { pre, dz, mask: onLoad } = this.maskFirst('backwardFilter', b.dy, mask, this.sub.filter === 'subgroup');
     const gpu = this.gpu;
     const g = this.fwd;
     const splits = this.tuning.splits;
@@ -418,6 +434,7 @@ export class Conv2dKernel {
   /** Releases the uniforms and scratch buffers this kernel allocated (not the caller's buffers). */
   destroy(): void {
     this.pipelines.winograd?.destroy();
+    this.pipelines.winogradBackward?.destroy();
     for (const buf of [...this.uniforms, ...this.scratch]) this.gpu.destroyBuffer(buf);
     this.uniforms.length = 0;
     this.scratch.length = 0;
@@ -457,13 +474,14 @@ export class Conv2dKernel {
   }
 
   /**
-   * With ReLU or ReLU6 and the subgroup kernels: a pass writing dz = dy * (y > 0) (ReLU6: also
-   * * (y < 6)) to scratch, which the GEMM then reads. Otherwise the GEMM reads dy and masks it
-   * with `mask` as it loads it.
+   * With ReLU or ReLU6 and kernels that read dz as it is (`first`: the subgroup kernels,
+   * Winograd): a pass writing dz = dy * (y > 0) (ReLU6: also * (y < 6)) to scratch, which the
+   * kernel then reads. Otherwise the kernel reads dy and masks it with `mask` as it loads it.
    */
-  private maskFirst(pass: string, dy: GPUBuffer, mask: GPUBuffer | undefined): { pre: GpuOp[]; dz: GPUBuffer; mask?: GPUBuffer } {
+  private maskFirst(pass: string, dy: GPUBuffer, mask: GPUBuffer | undefined, first: boolean): { pre: GpuOp[]; dz: GPUBuffer; mask?: GPUBuffer } {
     const p = this.pipelines.reluMask;
-    if (!mask || !p) return { pre: [], dz: dy, mask };
+    if (!mask || !first) return { pre: [], dz: dy, mask };
+    if (!p) throw new Error(`internal: ${this.label} has no ReLU mask pipeline`);
     const gpu = this.gpu;
     this.dz ??= this.keep(gpu.createBuffer(`${this.label} conv2d.dz`, this.outputBytes()));
     const n4 = this.outputBytes() / 16;
@@ -562,9 +580,21 @@ function passKinds(t: Conv2dTuning, s: Conv2dShape): PassKinds {
   return { forward: t.variant, backward: sub, filter: sub };
 }
 
+/** The input gradient of a 3x3 stride-1 layer as a Winograd convolution of dz (conv2d-winograd.ts). */
+function winogradInputGradShape(s: Conv2dShape): WinogradShape {
+  const rows = convAxis(s.height, 3, 1, s.padding);
+  const cols = convAxis(s.width, 3, 1, s.padding);
+  return {
+    batch: s.batch, height: rows.out, width: cols.out, inChannels: s.outChannels, outChannels: s.inChannels,
+    outHeight: s.height, outWidth: s.width, padTop: 2 - rows.padBefore, padLeft: 2 - cols.padBefore,
+    activation: 'linear', label: s.label ?? 'conv2d', rotated: true,
+  };
+}
+
 /** What train --verbose and the page print for a layer. */
-function describeChoice(t: Conv2dTuning, k: PassKinds): string {
+function describeChoice(t: Conv2dTuning, k: PassKinds, winogradBackward: boolean): string {
   const backward = k.backward === k.filter ? k.backward : `${k.backward}, filter gradient ${k.filter}`;
+  if (t.winograd && winogradBackward) return `conv2d winograd F(2x2,3x3) forward and input gradient, ${k.filter} filter gradient`;
   if (t.winograd) return `conv2d winograd F(2x2,3x3) forward, ${backward} backward`;
   if (k.forward === 'large') return 'conv2d large (filter gradient tiled)';
   return `conv2d ${k.forward}${backward === k.forward ? '' : ` (backward ${backward})`}`;
