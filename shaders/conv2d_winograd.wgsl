@@ -1,4 +1,4 @@
-// Winograd F(2x2, 3x3) for the forward pass of a 3x3 stride-1 convolution (Lavin & Gray's
+// Winograd F(2x2, 3x3) for the forward pass of a 3x3 stride-1 convolution, and (ROTATED) for its input gradient (Lavin & Gray's
 // transforms): each 2x2 block of output pixels comes from a 4x4 input tile, and the 9 * 4 = 36
 // multiplies per channel pair and block become 16, done as 16 GEMMs over the channels.
 //   filter:  U[p][ci][co] = (G g Gt)[p]          g = w[.., .., ci, co] (3x3), once per weight version

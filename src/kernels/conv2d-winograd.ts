@@ -3,7 +3,8 @@
 // channels, output transform with bias and activation fused. 2.25x fewer multiplies than the
 // direct convolution, for scratch memory: the transformed input and the 16 GEMMs' results are
 // each 4x the size of the input and output. Conv2dKernel uses it for its forward op when
-// chosen (src/kernels/variants.ts); the backward passes stay the direct kernels'.
+// chosen (the tuner, or the 'winograd' family), and with `rotated` for the input gradient
+// (dz convolved with the kernel turned 180 degrees); the filter gradient stays direct.
 import type { Gpu, GpuOp, Pipeline } from '../gpu/index.ts';
 import { plainSubgroupGemm } from './dense.ts';
 import { subgroupsUsable } from './variants.ts';

@@ -49,11 +49,11 @@ export function convVariant(gpu: Gpu, shape: { subgroup: boolean; vec4: boolean 
 }
 
 /**
- * Whether a convolution's forward pass runs by Winograd F(2x2, 3x3) (conv2d-winograd.ts): only
- * when the 'winograd' family is asked for, for 3x3 stride-1 kernels with at least 8 input
- * channels (with fewer the transforms cost more than the multiplies saved) whose scratch fits.
- * Not in auto: on lavapipe it measured about 2x slower than the direct subgroup kernels (the
- * transforms' scattered loads); a GPU has yet to be measured (bench/device).
+ * Whether a convolution's forward pass (and input gradient) runs by Winograd F(2x2, 3x3)
+ * (conv2d-winograd.ts), by rule: only when the 'winograd' family is asked for, for 3x3 stride-1
+ * kernels with at least 8 input channels (with fewer the transforms cost more than the
+ * multiplies saved) whose scratch fits. Not in the rules of auto: on lavapipe it wins only on
+ * some shapes (blocks 3-4 of VGG16 at 60x90), which the tuner finds by measuring.
  */
 export function convWinograd(gpu: Gpu, s: { kernelSize: [number, number]; strides?: [number, number]; inChannels: number }, scratchFits: boolean): boolean {
   const [sh, sw] = s.strides ?? [1, 1];
