@@ -73,6 +73,33 @@ describe('conv2d forward by Winograd F(2x2, 3x3)', () => {
     expect(wgpu.kernelChoices.get('c_3x3')).toMatch(/winograd .* forward, subgroup backward/);
   });
 
+  it('layers share one scratch per role (the largest layer\'s), and give it back when destroyed', async () => {
+    const gpu = await acquireGpu({ kernels: 'auto' }); // a device of its own: exact memory accounting
+    const base = gpu.memory().numBytes;
+    const small = { batch: 2, height: 12, width: 10, inChannels: 16, outChannels: 16, kernelSize: [3, 3] as [number, number], padding: 'same' as const, activation: 'relu' as const };
+    const big = { ...small, height: 24, width: 20, outChannels: 32 };
+    const bytes = (s: typeof small) => {
+      const b = winogradScratchBytes({ ...s, outHeight: s.height, outWidth: s.width, padTop: 1, padLeft: 1 });
+      return b.filter + b.input + b.products;
+    };
+    const use = { backwardInput: false, backwardFilter: false };
+    const kernels = [await Conv2dKernel.create(gpu, { ...small, label: 'a' }, { winograd: true }, use), await Conv2dKernel.create(gpu, { ...big, label: 'b' }, { winograd: true }, use)];
+    const bufs = kernels.map((k, i) => {
+      const s = i ? big : small;
+      return { x: output(gpu, 'x', s.batch * s.height * s.width * s.inChannels), w: output(gpu, 'w', 9 * s.inChannels * s.outChannels), b: output(gpu, 'b', s.outChannels), y: output(gpu, 'y', s.batch * s.height * s.width * s.outChannels) };
+    });
+    const io = bufs.reduce((n, b) => n + Object.values(b).reduce((m, buf) => m + buf.size, 0), 0);
+    const before = gpu.memory().numBytes;
+    gpu.submit('both', kernels.map((k, i) => k.forward(bufs[i])));
+    await gpu.sync();
+    // the first op built already takes the larger layer's size: one scratch set, not two
+    expect(gpu.memory().numBytes - before).toBe(bytes(big));
+    for (const k of kernels) k.destroy();
+    for (const b of bufs) for (const buf of Object.values(b)) gpu.destroyBuffer(buf);
+    expect(io).toBeGreaterThan(0);
+    expect(gpu.memory().numBytes).toBe(base);
+  });
+
   it('needs 4x the input and output as scratch (planes padded to 64 floats)', () => {
     const b = winogradScratchBytes({ batch: 8, height: 60, width: 90, inChannels: 64, outChannels: 64, outHeight: 60, outWidth: 90, padTop: 1, padLeft: 1 });
     const tilesPad = Math.ceil((8 * 30 * 45) / 64) * 64; // 16 values per 2x2 block: 4x the input

@@ -13,6 +13,10 @@ export LD_LIBRARY_PATH="$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 out="${OUT:-$PWD/results}"
 mkdir -p "$out"
+# The kernel tuner measures each conv shape's candidates before the step is timed; its choices
+# (kernel-tuning.json) come back with the results.
+export WEBGPU_FINETUNE_CACHE="${WEBGPU_FINETUNE_CACHE:-$out/cache}"
+export WEBGPU_FINETUNE_TUNE_BUDGET="${WEBGPU_FINETUNE_TUNE_BUDGET:-30}"
 node="$PWD/bin/node"
 py="${PYTHON:-$(command -v python3 || echo /usr/bin/python3)}"
 say() { echo "[device] $*"; }

@@ -107,12 +107,11 @@ export function tunerFor(gpu: Gpu): KernelTuner | null {
 export class KernelTuner {
   readonly budgetMs: number;
   readonly store: TuningStore;
-  /**
-   * What happened so far: shapes answered from the store, measured now, met again after being
-   * measured now (layers of one shape, training and inference programs), left to the rules.
-   */
-  readonly stats = { stored: 0, measured: 0, reused: 0, overBudget: 0, spentMs: 0 };
+  /** What happened so far: distinct shapes answered from the store, measured now, left to the rules. */
+  readonly stats = { stored: 0, measured: 0, overBudget: 0, spentMs: 0 };
   private readonly measuredNow = new Set<string>();
+  private readonly storedNow = new Set<string>();
+  private readonly leftNow = new Set<string>();
   /** The adapter the measurements belong to (vendor, architecture, device, description, mode). */
   readonly adapterKey: string;
   private file: StoreFile | null = null;
@@ -158,17 +157,17 @@ export class KernelTuner {
     const shapes = (this.file!.adapters[this.adapterKey] ??= {});
     const known = shapes[key];
     if (known && candidates.some((c) => c.name === known.choice)) {
-      if (this.measuredNow.has(key)) {
-        this.stats.reused++;
-        return { ...known, how: 'measured' };
-      }
-      this.stats.stored++;
+      // layers of one shape, and a layer's training and inference programs, ask again
+      if (this.measuredNow.has(key)) return { ...known, how: 'measured' };
+      this.storedNow.add(key);
+      this.stats.stored = this.storedNow.size;
       return { ...known, how: 'stored' };
     }
     // A shape is measured whole once started (so every run stores at least one): the budget
     // is checked between shapes, and a run overshoots it by at most one shape.
     if (this.stats.spentMs >= this.budgetMs) {
-      this.stats.overBudget++;
+      this.leftNow.add(key);
+      this.stats.overBudget = this.leftNow.size;
       return null;
     }
     const t0 = performance.now();
