@@ -46,6 +46,7 @@ interface PageStatus {
   pretrainings: number;
   comparison: { state: string; pretrained: number; random: number | null; error: string | null } | null;
   kernels: Record<string, string>;
+  kernelTuning: string | null;
 }
 
 /** Weights as the page's hook gives them (plain arrays). */
@@ -166,7 +167,7 @@ describe('the page on core WebGPU (SwiftShader)', () => {
 
     const errors: string[] = [];
     browser = await launch('core');
-    const page = await openPage(browser, server.url, errors);
+    const page = await openPage(browser, `${server.url}?tune=0`, errors);
     const first = await status(page);
     expect(first.describe).toMatch(/google|swiftshader/i);
     expect(await text(page, '#adapter')).toMatch(/fallback|not a fallback/);
@@ -259,7 +260,7 @@ describe('the page with Adam, a cosine schedule and early stopping (SwiftShader)
     const want = await runInNode(settings, sample, { weights: { layers: base.layers, source: 'exported weights' } });
     const errors: string[] = [];
     browser = await launch('core');
-    const page = await openPage(browser, server.url, errors);
+    const page = await openPage(browser, `${server.url}?tune=0`, errors);
     // optimizer first: choosing it fills in Keras's default rate, which configure() then overrides
     await page.selectOption('#s-optimizer', 'adam');
     expect(await page.inputValue('#s-lr')).toBe('0.001');
@@ -321,7 +322,7 @@ describe('the page\'s two-phase option: then fine-tune (SwiftShader)', () => {
   it('offers the option with defaults, enters the second phase after the first epochs and marks the boundary on the curves', async () => {
     const errors: string[] = [];
     browser = await launch('core');
-    const page = await openPage(browser, server.url, errors);
+    const page = await openPage(browser, `${server.url}?tune=0`, errors);
     expect(await page.isChecked('#s-ft')).toBe(false);
     expect(await page.inputValue('#s-ft-at')).toBe('11'); // VGG16: block 4 (block 5 already trains by default)
     expect(Number(await page.inputValue('#s-ft-lr'))).toBeCloseTo(0.001, 12); // SGD's 0.01 / 10
@@ -359,7 +360,8 @@ describe('the page with a MobileNetV2 base (SwiftShader)', () => {
     const want = await runInNode(settings, sample);
     const errors: string[] = [];
     browser = await launch('core');
-    const page = await openPage(browser, server.url, errors);
+    // the tiled family forced by the URL: no tuning, so every kernel is the tiled one
+    const page = await openPage(browser, `${server.url}?kernels=tiled`, errors);
     await page.selectOption('#s-base', 'mobilenet_v2');
     expect(await page.inputValue('#s-frozen')).toBe('154'); // Keras's guide: the whole base frozen
     await page.waitForFunction(() => document.querySelectorAll('#layer-list li.group').length === 20, undefined, { timeout: 60_000 });
@@ -373,13 +375,66 @@ describe('the page with a MobileNetV2 base (SwiftShader)', () => {
     const done = await until(page, 'the end of training', (s) => s.state === 'done');
     expectSameRun(done, want, 'MobileNetV2');
     expect(done.confusion!.counts.flat().reduce((a, n) => a + n, 0)).toBe(sample.test);
-    // SwiftShader's subgroups are 4 lanes: every convolution and GEMM runs the tiled (GPU) kernels, and the page says so
+    // ?kernels=tiled: every convolution and GEMM runs the tiled kernels, untuned, and the page says so
     const kernels = Object.entries(done.kernels);
     expect(kernels.length).toBeGreaterThan(30); // 35 convolutions and the dense top
     for (const [layer, choice] of kernels) expect(choice, layer).toMatch(/^(conv2d|dense) tiled$/);
-    expect(await text(page, '#kernels-summary')).toMatch(/^Kernels this adapter ran \(family auto/);
+    expect(await text(page, '#kernels-summary')).toMatch(/^Kernels this adapter ran \(family tiled/);
+    expect(done.kernelTuning).toBeNull();
+    expect(await text(page, '#kernel-tuning')).toMatch(/kernel tuning: off/);
     expect(await text(page, '#kernels-list')).toMatch(/(^|\n)Conv1\S* +conv2d tiled/); // fused layers are named together (Conv1+bn_Conv1+...)
     expect(errors).toEqual([]);
+  });
+});
+
+describe('the page\'s kernel tuner (SwiftShader)', () => {
+  // SmallCNN, random weights, the whole base frozen, one epoch of 4 images: its 3x3 convolutions
+  // have several candidate kernels (tiled, large tiles, Winograd), which the default family
+  // ('auto') measures and remembers in localStorage; a reload then takes them from there.
+  const settings: TrainSettings = { height: 32, width: 32, batchSize: 2, epochs: 1, frozen: 21, learningRate: 0.01, momentum: 0, augment: false, seed: 3, base: 'small_cnn', optimizer: 'adam' };
+  const sample: SampleOptions = { train: 4, test: 4, size: 32, seed: 7 };
+  let browser: Browser | undefined;
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  async function trainOnce(page: Page): Promise<PageStatus> {
+    await page.selectOption('#s-base', 'small_cnn');
+    await configure(page, settings, sample);
+    await page.check('input[name=weights][value=random]');
+    await page.click('#train');
+    return until(page, 'the end of training', (s) => s.state === 'done');
+  }
+  const tunedLines = (s: PageStatus, how: 'measured' | 'stored') =>
+    Object.entries(s.kernels).filter(([, c]) => new RegExp(`^conv2d .*\\[tuned: ${how} fastest of \\d+\\]$`).test(c));
+
+  it('measures convolution kernels on the first run, takes them from localStorage after a reload, and rejects an unknown ?kernels', async () => {
+    const errors: string[] = [];
+    browser = await launch('core');
+    const page = await openPage(browser, server.url, errors);
+    const first = await trainOnce(page);
+    expect(tunedLines(first, 'measured').length, JSON.stringify(first.kernels)).toBeGreaterThan(0);
+    expect(await text(page, '#kernels-list')).toMatch(/conv2d .*\[tuned: measured fastest of \d+\]$/m);
+    expect(await text(page, '#kernel-tuning')).toMatch(/^kernel tuning: \d+ shape\(s\) from this page's localStorage, [1-9]\d* measured in \d+\.\d s/);
+
+    // same browser context: localStorage persists, the new page's tuner finds the measurements
+    await page.reload();
+    await page.waitForFunction(() => 'webgpuFinetune' in window);
+    expect(await page.evaluate(() => (window as unknown as Api).webgpuFinetune.ready)).toBe(true);
+    const second = await trainOnce(page);
+    expect(tunedLines(second, 'stored').length, JSON.stringify(second.kernels)).toBeGreaterThan(0);
+    expect(await text(page, '#kernels-list')).toMatch(/conv2d .*\[tuned: stored fastest of \d+\]$/m);
+    expect(await text(page, '#kernel-tuning')).toMatch(/^kernel tuning: [1-9]\d* shape\(s\) from this page's localStorage/);
+    second.steps.forEach((s, i) => expect(Math.abs(s.loss - first.steps[i].loss), `step ${i + 1}: the stored kernels compute the same`).toBeLessThan(TOL));
+    expect(errors).toEqual([]);
+
+    // an unknown family: the usual error box names the families, and training is not offered
+    const bad = await browser.newPage();
+    await bad.goto(`${server.url}?kernels=fastest`);
+    await bad.waitForFunction(() => 'webgpuFinetune' in window);
+    expect(await bad.evaluate(() => (window as unknown as Api).webgpuFinetune.ready)).toBe(false);
+    expect(await text(bad, '#notices')).toMatch(/Error:.*\?kernels.*'fastest'.*auto, tiled, subgroup, winograd, large/);
+    expect(await bad.isDisabled('#train')).toBe(true);
   });
 });
 
@@ -398,7 +453,7 @@ describe('the page on a compatibility-mode adapter (OpenGL ES via ANGLE on lavap
     browser = await launch('compat');
     // ?maxBinding pretends the binding limit is 600 kB: the frozen layers' 32x32x64 activations
     // (256 KiB an image) then run 2 images at a time, and the losses must not change.
-    const page = await openPage(browser, `${server.url}?maxBinding=600000`, errors);
+    const page = await openPage(browser, `${server.url}?maxBinding=600000&tune=0`, errors);
     const s0 = await status(page);
     expect(s0.compat).toBe(true);
     expect(s0.describe).toContain('compatibility mode');
@@ -497,7 +552,7 @@ describe('the page\'s offline path: SmallCNN pretrained here on other shapes (Sw
   it('pretrains, fine-tunes the frozen pretrained base, compares with a random base, and reuses the pretrained base on a second run', async () => {
     const errors: string[] = [];
     browser = await launch('core');
-    const page = await openPage(browser, server.url, errors);
+    const page = await openPage(browser, `${server.url}?tune=0`, errors);
     expect(await page.isVisible('#pretrain-choice')).toBe(false); // VGG16: not offered
     await page.selectOption('#s-base', 'small_cnn');
     // SmallCNN's defaults: the whole base frozen, the CLI demo's recipe, its own pretraining as weights

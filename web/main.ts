@@ -4,7 +4,8 @@
  * (data flows, model, trainer) lives in web/lib and is platform-free; this file is the DOM.
  */
 import './shaders.ts';
-import { acquireGpu, fmtBytes, type Gpu } from '../src/gpu/index.ts';
+import { acquireGpu, fmtBytes, GpuError, type Gpu, type KernelFamily } from '../src/gpu/index.ts';
+import { attachTuner, KernelTuner, localStorageTuningStore, memoryTuningStore, tunerFor } from '../src/kernels/autotune.ts';
 import { memory, setGpu } from '../src/graph/backend.ts';
 import type { PlanMemory } from '../src/graph/plan.ts';
 import { decodeRgb } from '../src/io/image-decode.ts';
@@ -68,8 +69,18 @@ async function findGpu(): Promise<Gpu> {
   }
   // A compatibility-mode adapter (e.g. WebGPU over OpenGL ES) lacks the core feature set.
   compat = !adapter.features.has('core-features-and-limits' as GPUFeatureName);
-  const g = await acquireGpu({ gpu: nav.gpu, featureLevel: compat ? 'compatibility' : 'core' });
+  // ?kernels=<family> forces a kernel family (acquireGpu rejects a name it does not know)
+  const kernels = (new URLSearchParams(location.search).get('kernels') ?? undefined) as KernelFamily | undefined;
+  const g = await acquireGpu({ gpu: nav.gpu, featureLevel: compat ? 'compatibility' : 'core', kernels });
   setGpu(g);
+  // Under 'auto' each convolution shape's kernel is measured once on this adapter and remembered
+  // in localStorage (memory where there is none); a forced family is never tuned. ?tune=SECONDS
+  // bounds the measuring per run (default 5; 0: stored choices only), as the CLI's
+  // WEBGPU_FINETUNE_TUNE_BUDGET.
+  const asked = Number(new URLSearchParams(location.search).get('tune') ?? 5);
+  const budgetMs = Number.isFinite(asked) && asked >= 0 ? asked * 1000 : 5000;
+  const tuner = new KernelTuner(g, { budgetMs, store: localStorageTuningStore() ?? memoryTuningStore(), warn: (l) => console.warn(l) });
+  attachTuner(g, tuner);
   return g;
 }
 
@@ -86,6 +97,13 @@ const gpuReady: Promise<Gpu | null> = findGpu().then((g) => {
   setState('idle');
   return g;
 }).catch((e: unknown) => {
+  $<HTMLButtonElement>('train').disabled = true;
+  if (e instanceof GpuError && e.context === 'kernels') {
+    // WebGPU is there; the URL asked for a kernel family that does not exist
+    $('adapter').textContent = 'No device: unknown kernel family';
+    fail(new Error(`?kernels in the page's URL: ${e.message}`), 'nogpu');
+    return null;
+  }
   const [what, todo] = errorText(e).split('|');
   $('adapter').textContent = 'No WebGPU adapter';
   notice('error', `<strong>WebGPU is not available.</strong> ${what}${todo ? `<br>What to do: ${todo}` : ''}`, 'nogpu');
@@ -694,6 +712,9 @@ function showKernels(): void {
   const rows = [...gpu.kernelChoices].map(([layer, choice]) => `${layer.padEnd(24)} ${choice}`);
   $('kernels-list').textContent = rows.join('\n');
   $('kernels-summary').textContent = `Kernels this adapter ran (family ${gpu.kernelFamily}: chosen per adapter and shape; the subgroup kernels need subgroups of 8+ lanes)`;
+  // tunerFor is null under a forced family: then nothing was measured
+  const active = tunerFor(gpu);
+  $('kernel-tuning').textContent = active ? active.summary() : `kernel tuning: off (the URL forces the ${gpu.kernelFamily} family)`;
 }
 
 /** What EarlyStopping did: the stop epoch and the epoch whose weights the model now holds (1-based, as Keras prints). */
@@ -1079,6 +1100,8 @@ const api = {
     confusion: run?.confusion ?? null,
     /** the kernel each layer ran, by layer (conv2d tiled / subgroup, dense tiled / subgroup) */
     kernels: gpu ? Object.fromEntries(gpu.kernelChoices) : {},
+    /** the kernel tuner's summary line (null under a forced family: nothing is tuned) */
+    kernelTuning: gpu ? tunerFor(gpu)?.summary() ?? null : null,
     notices: Array.from($('notices').children, (n) => n.textContent ?? ''),
     /** SmallCNN pretrained here: the last run's pretraining (cached: taken from memory), and how many ran in this page */
     pretrain: pretrainReport,
