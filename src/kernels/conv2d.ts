@@ -242,7 +242,7 @@ export class Conv2dKernel {
     const r = await tuner.choose(key, candidates.map((c) => ({
       name: c.name,
       prepare: async () => {
-        const k = await Conv2dKernel.create(gpu, { ...shape, label: `${label} (tuning)` }, c.tuning);
+        const k = await Conv2dKernel.create(gpu, { ...shape, label: `${label} (tuning)` }, c.tuning, use);
         gpu.kernelChoices.delete(`${label} (tuning)`);
         const bufs: GPUBuffer[] = [];
         const buf = (what: string, bytes: number) => {
