@@ -83,6 +83,14 @@ describe('the kernel tuner', () => {
   }, 60_000);
 
   it('measures again when the store is damaged, from an older version, or names a kernel that is no longer a candidate', async () => {
+    // a hand-edited entry of the wrong form is dropped and measured again, never a crash
+    const odd = new KernelTuner(await acquireGpu({ kernels: 'auto' }), { store: memoryTuningStore() });
+    const oddStore = memoryTuningStore();
+    await oddStore.write(JSON.stringify({ format: 'webgpu-finetune-kernel-tuning', version: TUNING_VERSION, adapters: { [odd.adapterKey]: { a: { choice: 'tiled' }, b: { choice: 3, ms: {} }, c: null } } }));
+    const handEdited = await tunedGpu(oddStore);
+    await Conv2dKernel.create(handEdited.gpu, { ...shape, batch: 1 }, {}, { backwardInput: false, backwardFilter: false });
+    expect(handEdited.tuner.stats.measured).toBe(1);
+    expect(Object.keys(await handEdited.tuner.stored()).every((k) => k.startsWith('conv2d'))).toBe(true);
     for (const text of ['{"format": "webgpu-finetune-kernel-tuning", "adap', '[1, 2]']) {
       const store = memoryTuningStore();
       await store.write(text);

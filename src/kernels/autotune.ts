@@ -248,8 +248,8 @@ export class KernelTuner {
         const f = JSON.parse(text) as StoreFile;
         const ok = f?.format === 'webgpu-finetune-kernel-tuning' && typeof f.adapters === 'object' && f.adapters !== null;
         if (!ok) throw new Error('not a kernel-tuning file');
-        // measurements of older kernels are dropped, not trusted
-        this.file = f.version === TUNING_VERSION ? f : empty;
+        // measurements of older kernels are dropped, not trusted; so are entries not of this form
+        this.file = f.version === TUNING_VERSION ? { ...empty, adapters: wellFormed(f.adapters) } : empty;
       } catch (e) {
         this.warn(`kernel tuning: ignoring ${this.store.where}: ${(e as Error).message}; it is measured again and rewritten`);
         this.file = empty;
@@ -265,4 +265,20 @@ export class KernelTuner {
       this.warn(`kernel tuning: could not save to ${this.store.where} (${(e as Error).message}); the choices hold for this run only`);
     }
   }
+}
+
+/** The entries of a parsed store that have the form TunedShape, per adapter (a hand-edited file loses the rest). */
+function wellFormed(adapters: unknown): StoreFile['adapters'] {
+  const out: StoreFile['adapters'] = {};
+  for (const [adapter, shapes] of Object.entries(adapters as Record<string, unknown>)) {
+    if (typeof shapes !== 'object' || shapes === null) continue;
+    out[adapter] = {};
+    for (const [key, e] of Object.entries(shapes as Record<string, Partial<TunedShape>>)) {
+      const ms = e?.ms;
+      if (typeof e?.choice !== 'string' || typeof ms !== 'object' || ms === null) continue;
+      if (!Object.values(ms).every((t) => t === null || (typeof t === 'number' && Number.isFinite(t)))) continue;
+      out[adapter][key] = { choice: e.choice, ms, ...(Array.isArray(e.skipped) ? { skipped: e.skipped.filter((n) => typeof n === 'string') } : {}) };
+    }
+  }
+  return out;
 }
